@@ -1,0 +1,93 @@
+"""The database as the rest of the service sees it: transactions, health, closing.
+
+Queries are written once, as plain functions of a SQLAlchemy `Connection`, and
+run here in the way that suits the backend:
+
+- PostgreSQL and MariaDB: on the async engine (`AsyncConnection.run_sync`), many
+  transactions at once.
+- SQLite: it has a single writer anyway, so every write transaction of this
+  process runs on one dedicated thread, start to finish in one hop, opened with
+  `BEGIN IMMEDIATE` so it never has to upgrade a read lock (which could fail with
+  "database is locked"). Other processes wait on the busy timeout. Reads use the
+  aiosqlite engine and run alongside (WAL).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import TypeVar
+
+from sqlalchemy import Connection, Engine, text
+from sqlalchemy.engine import URL
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from transcriptarr.db import migrate
+from transcriptarr.db.engine import SQLITE_BEGIN, Backend, backend_of, create_engine, create_sqlite_sync_engine
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Health:
+    ok: bool
+    backend: str
+    schema_revision: str | None
+    schema_current: bool
+    error: str | None = None
+
+
+class Database:
+    def __init__(self, url: URL, *, pool_size: int = 10) -> None:
+        self.url = url
+        self.backend: Backend = backend_of(url)
+        self.engine: AsyncEngine = create_engine(url, pool_size=pool_size)
+        self._sqlite_writer: Engine | None = None
+        self._writer_thread: ThreadPoolExecutor | None = None
+        if self.backend.is_sqlite:
+            self._sqlite_writer = create_sqlite_sync_engine(url)
+            self._writer_thread = ThreadPoolExecutor(1, thread_name_prefix="sqlite-writer")
+
+    async def write(self, work: Callable[[Connection], T]) -> T:
+        """Run `work` in one write transaction (committed on return, rolled back on error)."""
+        if self._sqlite_writer is None:
+            async with self.engine.begin() as conn:
+                return await conn.run_sync(work)
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._writer_thread, self._sqlite_transaction, work)
+
+    def _sqlite_transaction(self, work: Callable[[Connection], T]) -> T:
+        assert self._sqlite_writer is not None
+        with self._sqlite_writer.connect() as conn:
+            conn = conn.execution_options(**{SQLITE_BEGIN: "IMMEDIATE"})
+            with conn.begin():
+                return work(conn)
+
+    async def read(self, work: Callable[[Connection], T]) -> T:
+        async with self.engine.connect() as conn:
+            return await conn.run_sync(work)
+
+    async def upgrade(self) -> tuple[str | None, str | None]:
+        return await migrate.upgrade(self.engine)
+
+    async def health(self) -> Health:
+        """`SELECT 1` plus the schema version; never raises."""
+        try:
+            async with self.engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+            revision = await migrate.current_revision(self.engine)
+        except Exception as exc:  # any driver error means "not healthy", with its text
+            return Health(False, self.backend.name, None, False, f"{type(exc).__name__}: {exc}")
+        return Health(True, self.backend.name, revision, revision == migrate.head_revision())
+
+    def describe(self) -> str:
+        return self.url.render_as_string(hide_password=True)
+
+    async def close(self) -> None:
+        if self._writer_thread is not None:
+            self._writer_thread.shutdown(wait=True)
+        if self._sqlite_writer is not None:
+            self._sqlite_writer.dispose()
+        await self.engine.dispose()

@@ -1,0 +1,176 @@
+"""Tables: the job queue and the registry of running workers.
+
+The schema is owned by the Alembic migrations in `migrations/versions`; these
+classes describe the same tables for queries, and a test checks they agree.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Dialect,
+    Float,
+    Index,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+    text,
+)
+from sqlalchemy.dialects import mysql
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class JobState(StrEnum):
+    QUEUED = "queued"
+    PROCESSING = "processing"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+ACTIVE_STATES = (JobState.QUEUED, JobState.PROCESSING)
+FINISHED_STATES = (JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED)
+
+
+class Stage(StrEnum):
+    PENDING = "pending"
+    PROBING = "probing"
+    EXTRACTING_AUDIO = "extracting_audio"
+    DETECTING_LANGUAGE = "detecting_language"
+    TRANSCRIBING = "transcribing"
+    TRANSLATING = "translating"
+    WRITING = "writing"
+    DONE = "done"
+
+
+class Source(StrEnum):
+    """Where a job came from; also its default priority rank (see queue.priority)."""
+
+    BAZARR = "bazarr"
+    WEBHOOK = "webhook"
+    MANUAL = "manual"
+    WATCH = "watch"
+    SCAN = "scan"
+
+
+class Task(StrEnum):
+    TRANSCRIBE = "transcribe"
+    TRANSLATE = "translate"
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC in Python, naive UTC in the database (same on every backend).
+
+    MariaDB's DATETIME drops fractions of a second unless asked (fsp=6); leases
+    and ordering need them.
+    """
+
+    impl = DateTime
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> Any:
+        if dialect.name in ("mysql", "mariadb"):
+            return dialect.type_descriptor(mysql.DATETIME(fsp=6))
+        return dialect.type_descriptor(DateTime())
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=UTC)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Job(Base):
+    __tablename__ = "jobs"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    state: Mapped[str] = mapped_column(String(16), default=JobState.QUEUED)
+    stage: Mapped[str] = mapped_column(String(24), default=Stage.PENDING)
+    source: Mapped[str] = mapped_column(String(16))
+    priority: Mapped[int] = mapped_column(Integer, default=0)
+
+    # What to work on: a library file or an uploaded (spooled) audio file.
+    media_path: Mapped[str | None] = mapped_column(Text)
+    media_size: Mapped[int | None] = mapped_column(BigInteger)
+    media_mtime: Mapped[float | None] = mapped_column(Float)
+    upload_path: Mapped[str | None] = mapped_column(Text)
+
+    # Deduplication: content_key identifies the work; active_key equals it while
+    # the job is queued or processing and is NULL afterwards, so a unique index
+    # forbids two live jobs for the same work on every backend.
+    content_key: Mapped[str] = mapped_column(String(64))
+    active_key: Mapped[str | None] = mapped_column(String(64), unique=True)
+
+    task: Mapped[str] = mapped_column(String(16), default=Task.TRANSCRIBE)
+    source_language: Mapped[str | None] = mapped_column(String(16))
+    language_probability: Mapped[float | None] = mapped_column(Float)
+    target_language: Mapped[str | None] = mapped_column(String(16))
+    quality: Mapped[str] = mapped_column(String(16), default="balanced")
+    options: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+    progress: Mapped[float] = mapped_column(Float, default=0.0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    max_attempts: Mapped[int] = mapped_column(Integer, default=4)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    node: Mapped[str | None] = mapped_column(String(128))
+    worker: Mapped[str | None] = mapped_column(String(160))
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+
+    error: Mapped[str | None] = mapped_column(Text)
+    error_permanent: Mapped[bool] = mapped_column(Boolean, default=False)
+    result_path: Mapped[str | None] = mapped_column(Text)
+    result_text: Mapped[str | None] = mapped_column(Text().with_variant(mysql.LONGTEXT(), "mysql", "mariadb"))
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    media_duration: Mapped[float | None] = mapped_column(Float)
+    processing_seconds: Mapped[float | None] = mapped_column(Float)
+
+    __table_args__ = (
+        # The claim query: next queued job by priority, then age.
+        Index("ix_jobs_claim", "state", text("priority DESC"), "created_at", "id"),
+        Index("ix_jobs_state_finished", "state", "finished_at"),
+        Index("ix_jobs_lease", "state", "lease_expires_at"),
+        Index("ix_jobs_content_key", "content_key"),
+        Index("ix_jobs_created", "created_at"),
+    )
+
+
+class WorkerRecord(Base):
+    """A worker that is (or was recently) alive, with what it is doing."""
+
+    __tablename__ = "workers"
+
+    id: Mapped[str] = mapped_column(String(160), primary_key=True)
+    node: Mapped[str] = mapped_column(String(128))
+    device: Mapped[str] = mapped_column(String(32))
+    state: Mapped[str] = mapped_column(String(16))  # idle, busy, stopping
+    job_id: Mapped[int | None] = mapped_column(BigInteger)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    heartbeat_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    pid: Mapped[int | None] = mapped_column(Integer)

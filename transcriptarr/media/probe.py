@@ -1,0 +1,338 @@
+"""ffprobe wrapper shared by the library scanner and the workers."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import stat
+import subprocess
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from transcriptarr.media.languages import normalize_language
+
+__all__ = [
+    "AudioStream",
+    "MediaInfo",
+    "NoAudioError",
+    "ProbeError",
+    "ProbeErrorKind",
+    "SubtitleStream",
+    "ffmpeg_path_arg",
+    "probe_media",
+    "probe_media_sync",
+    "stderr_tail",
+]
+
+ProbeErrorKind = Literal[
+    "missing",  # the file does not exist (any more)
+    "not_a_file",  # a directory, socket, ...
+    "empty",  # zero bytes
+    "unreadable",  # stat/open failed for another reason (permissions, dead mount)
+    "not_media",  # ffprobe could not read it as media
+    "no_audio",  # media, but without an audio stream
+    "timeout",  # ffprobe took too long
+    "ffprobe_failed",  # ffprobe itself could not be run
+]
+
+# Bitmap subtitle codecs: these need OCR, so they do not count as text subtitles.
+_IMAGE_SUBTITLE_CODECS = frozenset({"hdmv_pgs_subtitle", "dvd_subtitle", "dvb_subtitle", "xsub", "dvb_teletext"})
+_STDERR_TAIL_LINES = 15
+
+
+class ProbeError(Exception):
+    """A file could not be probed; ``permanent`` says whether a retry can help."""
+
+    def __init__(
+        self,
+        path: Path | str,
+        problem: str,
+        *,
+        kind: ProbeErrorKind,
+        permanent: bool,
+        stderr: str = "",
+    ) -> None:
+        self.path = str(path)
+        self.problem = problem
+        self.kind: ProbeErrorKind = kind
+        self.permanent = permanent
+        self.stderr = stderr
+        message = f"cannot probe {self.path!r}: {problem}"
+        if stderr:
+            message += f"\nffprobe said:\n{stderr}"
+        super().__init__(message)
+
+
+class NoAudioError(ProbeError):
+    """The file is valid media but has no audio stream to transcribe."""
+
+    def __init__(self, path: Path | str) -> None:
+        super().__init__(path, "no audio stream", kind="no_audio", permanent=True)
+
+
+@dataclass(frozen=True)
+class AudioStream:
+    index: int  # absolute ffprobe stream index, as used in "-map 0:<index>"
+    codec: str | None
+    channels: int | None
+    language: str | None  # normalised ("en"); None for und/missing
+    raw_language: str | None  # the tag as found ("eng")
+    default: bool
+    title: str | None
+    start_time: float
+
+
+@dataclass(frozen=True)
+class SubtitleStream:
+    index: int
+    codec: str | None
+    language: str | None
+    raw_language: str | None
+    forced: bool
+    hearing_impaired: bool
+    is_text: bool  # False for bitmap codecs (PGS, VobSub, DVB)
+    title: str | None
+
+
+@dataclass(frozen=True)
+class MediaInfo:
+    path: str
+    duration: float | None
+    format_name: str | None
+    start_time: float
+    audio: tuple[AudioStream, ...]
+    subtitles: tuple[SubtitleStream, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe form, for caching probe results."""
+        return {
+            "path": self.path,
+            "duration": self.duration,
+            "format_name": self.format_name,
+            "start_time": self.start_time,
+            "audio": [vars(stream).copy() for stream in self.audio],
+            "subtitles": [vars(stream).copy() for stream in self.subtitles],
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> MediaInfo:
+        """Inverse of to_dict; raises ValueError on malformed data (re-probe then)."""
+        try:
+            return cls(
+                path=str(data["path"]),
+                duration=_opt_float(data["duration"]),
+                format_name=data["format_name"],
+                start_time=float(data["start_time"]),
+                audio=tuple(AudioStream(**item) for item in data["audio"]),
+                subtitles=tuple(SubtitleStream(**item) for item in data["subtitles"]),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"malformed MediaInfo data: {exc}") from exc
+
+
+def ffmpeg_path_arg(path: Path | str) -> str:
+    """A local path as an ffmpeg/ffprobe argument that cannot be misread.
+
+    The absolute form never starts with "-" (no option confusion) and the
+    "file:" protocol keeps names like "http:x.mkv" or "pipe:1" local files.
+    """
+    return "file:" + str(Path(path).absolute())
+
+
+def stderr_tail(stderr: bytes | str, lines: int = _STDERR_TAIL_LINES) -> str:
+    """The last ``lines`` non-empty lines of a tool's stderr."""
+    text = stderr.decode("utf-8", "replace") if isinstance(stderr, bytes) else stderr
+    kept = [line.rstrip() for line in text.splitlines() if line.strip()]
+    return "\n".join(kept[-lines:])
+
+
+async def probe_media(
+    path: Path | str,
+    *,
+    timeout: float = 60.0,  # noqa: ASYNC109 - a per-call limit is the documented API
+    require_audio: bool = True,
+) -> MediaInfo:
+    """Probe ``path`` with ffprobe without blocking the event loop.
+
+    Raises ProbeError (NoAudioError when ``require_audio`` and there is no
+    audio stream).
+    """
+    path = Path(path)
+    # stat can hang on a dead network mount, so it runs in a thread too.
+    await asyncio.to_thread(_check_file, path)
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            *_ffprobe_args(path),
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+    except OSError as exc:
+        raise _ffprobe_unavailable(path, exc) from exc
+    try:
+        stdout, stderr = await asyncio.wait_for(proc.communicate(), timeout)
+    except TimeoutError:
+        await _kill(proc)
+        raise _timed_out(path, timeout) from None
+    except BaseException:
+        await _kill(proc)
+        raise
+    returncode = proc.returncode if proc.returncode is not None else -1
+    return _interpret(path, returncode, stdout, stderr, require_audio)
+
+
+def probe_media_sync(path: Path | str, *, timeout: float = 60.0, require_audio: bool = True) -> MediaInfo:
+    """Blocking twin of probe_media, for scripts and thread pools."""
+    path = Path(path)
+    _check_file(path)
+    try:
+        done = subprocess.run(
+            _ffprobe_args(path),
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            timeout=timeout,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        raise _timed_out(path, timeout) from None
+    except OSError as exc:
+        raise _ffprobe_unavailable(path, exc) from exc
+    return _interpret(path, done.returncode, done.stdout, done.stderr, require_audio)
+
+
+def _ffprobe_args(path: Path) -> list[str]:
+    return [
+        "ffprobe",
+        "-v",
+        "error",
+        "-print_format",
+        "json",
+        "-show_format",
+        "-show_streams",
+        ffmpeg_path_arg(path),
+    ]
+
+
+async def _kill(proc: asyncio.subprocess.Process) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        proc.kill()
+    await proc.wait()
+
+
+def _check_file(path: Path) -> None:
+    """Cheap checks first, so the common failures get a clear message."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        # A vanished file will not come back for this job.
+        raise ProbeError(path, "file not found", kind="missing", permanent=True) from None
+    except OSError as exc:
+        raise ProbeError(
+            path, f"cannot access file: {exc.strerror or exc}", kind="unreadable", permanent=False
+        ) from exc
+    if not stat.S_ISREG(st.st_mode):
+        raise ProbeError(path, "not a regular file", kind="not_a_file", permanent=True)
+    if st.st_size == 0:
+        raise ProbeError(path, "file is empty (0 bytes)", kind="empty", permanent=True)
+
+
+def _timed_out(path: Path, timeout: float) -> ProbeError:
+    return ProbeError(path, f"ffprobe did not finish within {timeout:g} s", kind="timeout", permanent=False)
+
+
+def _ffprobe_unavailable(path: Path, exc: OSError) -> ProbeError:
+    return ProbeError(path, f"could not run ffprobe: {exc}", kind="ffprobe_failed", permanent=False)
+
+
+def _interpret(path: Path, returncode: int, stdout: bytes, stderr: bytes, require_audio: bool) -> MediaInfo:
+    if returncode != 0:
+        if not path.exists():
+            raise ProbeError(path, "file disappeared while probing", kind="missing", permanent=True)
+        raise ProbeError(
+            path,
+            f"not a readable media file (ffprobe exit status {returncode})",
+            kind="not_media",
+            permanent=True,
+            stderr=stderr_tail(stderr),
+        )
+    try:
+        data = json.loads(stdout)
+    except ValueError:
+        data = None
+    if not isinstance(data, dict) or not data.get("streams"):
+        raise ProbeError(
+            path,
+            "not a media file (ffprobe found no streams)",
+            kind="not_media",
+            permanent=True,
+            stderr=stderr_tail(stderr),
+        )
+    info = _media_info(path, data)
+    if require_audio and not info.audio:
+        raise NoAudioError(path)
+    return info
+
+
+def _media_info(path: Path, data: Mapping[str, Any]) -> MediaInfo:
+    fmt = data.get("format") or {}
+    streams = [s for s in data.get("streams", []) if isinstance(s, dict)]
+    return MediaInfo(
+        path=str(path),
+        duration=_opt_float(fmt.get("duration")),
+        format_name=fmt.get("format_name"),
+        start_time=_opt_float(fmt.get("start_time")) or 0.0,
+        audio=tuple(_audio_stream(s) for s in streams if s.get("codec_type") == "audio"),
+        subtitles=tuple(_subtitle_stream(s) for s in streams if s.get("codec_type") == "subtitle"),
+    )
+
+
+def _audio_stream(stream: Mapping[str, Any]) -> AudioStream:
+    raw_language = _tag(stream, "language")
+    channels = stream.get("channels")
+    return AudioStream(
+        index=int(stream["index"]),
+        codec=stream.get("codec_name"),
+        channels=int(channels) if channels is not None else None,
+        language=normalize_language(raw_language),
+        raw_language=raw_language,
+        default=_disposition(stream, "default"),
+        title=_tag(stream, "title"),
+        start_time=_opt_float(stream.get("start_time")) or 0.0,
+    )
+
+
+def _subtitle_stream(stream: Mapping[str, Any]) -> SubtitleStream:
+    raw_language = _tag(stream, "language")
+    codec = stream.get("codec_name")
+    return SubtitleStream(
+        index=int(stream["index"]),
+        codec=codec,
+        language=normalize_language(raw_language),
+        raw_language=raw_language,
+        forced=_disposition(stream, "forced"),
+        hearing_impaired=_disposition(stream, "hearing_impaired"),
+        is_text=codec is not None and codec not in _IMAGE_SUBTITLE_CODECS,
+        title=_tag(stream, "title"),
+    )
+
+
+def _tag(stream: Mapping[str, Any], name: str) -> str | None:
+    # Tag keys differ in case between containers ("language" vs "LANGUAGE").
+    for key, value in (stream.get("tags") or {}).items():
+        if key.lower() == name and str(value).strip():
+            return str(value).strip()
+    return None
+
+
+def _disposition(stream: Mapping[str, Any], name: str) -> bool:
+    return bool((stream.get("disposition") or {}).get(name))
+
+
+def _opt_float(value: Any) -> float | None:
+    # ffprobe writes numbers as strings and "N/A" when unknown.
+    if value is None or value == "N/A":
+        return None
+    return float(value)

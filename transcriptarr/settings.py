@@ -1,0 +1,258 @@
+"""Configuration: environment variables and an optional `.env` file.
+
+Every variable of the seed design keeps its name and meaning; the rest have
+defaults a home server can run with. `load_settings()` turns any bad value into
+one `ConfigError` line naming the variable, which the CLI prints with exit
+status 2.
+"""
+
+from __future__ import annotations
+
+import socket
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
+
+
+class ConfigError(Exception):
+    """A configuration value that stops start-up; the message is one line for the user."""
+
+
+class Mode(StrEnum):
+    STANDALONE = "standalone"
+    PROVIDER = "provider"
+
+
+class Quality(StrEnum):
+    FAST = "fast"
+    BALANCED = "balanced"
+    BEST = "best"
+
+
+# Seed README URLs name sync drivers; map them to the async drivers we ship.
+_ASYNC_DRIVERS = {
+    "sqlite": "sqlite+aiosqlite",
+    "postgresql": "postgresql+asyncpg",
+    "postgres": "postgresql+asyncpg",
+    "mysql": "mysql+aiomysql",
+    "mariadb": "mariadb+aiomysql",
+}
+
+
+def to_async_url(raw: str) -> URL:
+    """Parse a user's database URL and switch it to the matching async driver."""
+    try:
+        url = make_url(raw)
+    except ArgumentError as exc:
+        raise ValueError(
+            "not a database URL; use e.g. sqlite:///./transcriptarr.db or postgresql://user:password@host:5432/db"
+        ) from exc
+    backend = url.get_backend_name()
+    if backend not in _ASYNC_DRIVERS:
+        raise ValueError(f"unsupported database '{backend}'; use sqlite, postgresql or mariadb/mysql")
+    url = url.set(drivername=_ASYNC_DRIVERS[url.drivername.split("+")[0]])
+    if backend == "sqlite":
+        if not url.database or url.database == ":memory:":
+            raise ValueError("SQLite needs a file path (a queue in memory is lost on restart)")
+    elif not url.host or not url.database:
+        raise ValueError(f"{backend} URL needs a host and a database name")
+    return url
+
+
+def _split(value: Any, sep: str) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(sep) if part.strip()]
+    return [str(part).strip() for part in value if str(part).strip()]
+
+
+class Settings(BaseSettings):
+    """Everything that can be configured; each field is one environment variable."""
+
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False)
+
+    # --- seed design variables ---
+    database_url: str = Field(
+        "sqlite:///./transcriptarr.db", description="Database URL: sqlite, postgresql or mariadb."
+    )
+    transcriptarr_mode: Annotated[frozenset[Mode], NoDecode] = Field(
+        frozenset({Mode.STANDALONE}),
+        description="standalone (scan libraries), provider (Bazarr endpoint) or standalone,provider.",
+    )
+    library_paths: Annotated[list[Path], NoDecode] = Field(
+        default_factory=list, description="Media folders to watch, separated by |."
+    )
+    auto_scan_enabled: bool = Field(True, description="Rescan the libraries periodically.")
+    scan_interval_minutes: float = Field(360, gt=0, description="Minutes between periodic rescans.")
+    bazarr_url: str | None = Field(None, description="Bazarr base URL for its REST API integration.")
+    bazarr_api_key: SecretStr | None = Field(None, description="Bazarr API key.")
+
+    # --- queue and database ---
+    node_name: str = Field(default_factory=socket.gethostname, description="Name of this node in the worker list.")
+    max_retries: int = Field(3, ge=0, le=100, description="Retries of a transient failure.")
+    retry_backoff_seconds: float = Field(30, ge=0, description="First retry delay; doubles each time.")
+    lease_seconds: float = Field(60, gt=1, description="Lease a worker holds on a job between heartbeats.")
+    job_retention_hours: float = Field(168, gt=0, description="Keep finished jobs this long.")
+    result_retention_hours: float = Field(48, ge=24, description="Keep Bazarr results for retries.")
+
+    # --- workers and whisper ---
+    workers: int = Field(1, ge=0, le=64, description="Transcription workers per device (0: no workers).")
+    whisper_device: str = Field("auto", description="auto, cpu, cuda or cuda:N.")
+    whisper_devices: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Several GPUs, e.g. cuda:0|cuda:1 (overrides WHISPER_DEVICE)."
+    )
+    whisper_model: str = Field("small", description="Model size name, local CTranslate2 folder or bundled:tiny.en.")
+    whisper_compute_type: str = Field("auto", description="auto, int8, float16, int8_float16, float32.")
+    whisper_threads: int = Field(0, ge=0, description="CPU threads per worker (0: let CTranslate2 decide).")
+    model_dir: Path = Field(Path("./models"), description="Where downloaded models are kept.")
+    offline: bool = Field(False, description="Never download models; use model_dir only.")
+    model_idle_unload_seconds: float = Field(300, ge=0, description="Unload an unused model after this long.")
+    cpu_fallback: bool = Field(True, description="Retry on CPU when the GPU fails (out of memory).")
+    quality: Quality = Field(Quality.BALANCED, description="fast, balanced or best.")
+    max_job_minutes: float = Field(240, gt=0, description="Longest a single transcription may run.")
+
+    # --- languages ---
+    target_languages: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["original"],
+        description="Wanted subtitle languages; 'original' means the audio's own language.",
+    )
+    preferred_audio_languages: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Audio tracks to prefer, in order."
+    )
+    force_language: str | None = Field(None, description="Treat every audio as this language.")
+
+    # --- output ---
+    subtitle_format: Literal["srt", "vtt", "ass"] = Field("srt", description="Sidecar format.")
+    subtitle_language_code: Literal["alpha2", "alpha3"] = Field("alpha2", description="en or eng.")
+    subtitle_marker: str | None = Field(
+        None, description="Extra name part (Movie.en.MARKER.srt); Bazarr ignores such names."
+    )
+    overwrite_foreign_subtitles: bool = Field(False, description="Replace subtitles we did not write.")
+    puid: int | None = Field(None, ge=0, description="Owner uid of written files.")
+    pgid: int | None = Field(None, ge=0, description="Owner gid of written files.")
+    file_mode: str = Field("0644", description="Permissions of written subtitle files (octal).")
+
+    # --- HTTP ---
+    http_host: str = Field("0.0.0.0", description="Address the HTTP server binds.")  # noqa: S104
+    http_port: int = Field(9000, ge=1, le=65535, description="Port of the HTTP server.")
+    api_key: SecretStr | None = Field(None, description="Key required by /api/* and /metrics.")
+    data_dir: Path = Field(Path("./data"), description="Spool and working files.")
+
+    # --- logs ---
+    log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Log level.")
+    log_format: Literal["auto", "json", "console"] = Field(
+        "auto", description="json in containers, console on a terminal, or auto."
+    )
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_url(cls, value: str) -> str:
+        to_async_url(value)
+        return value
+
+    @field_validator("transcriptarr_mode", mode="before")
+    @classmethod
+    def _parse_mode(cls, value: Any) -> frozenset[Mode]:
+        parts = _split(value, ",") if not isinstance(value, frozenset) else list(value)
+        if not parts:
+            raise ValueError("must be standalone, provider or standalone,provider")
+        modes = set()
+        for part in parts:
+            try:
+                modes.add(Mode(str(part).lower()))
+            except ValueError:
+                raise ValueError(f"unknown mode '{part}'; use standalone, provider or standalone,provider") from None
+        return frozenset(modes)
+
+    @field_validator("library_paths", mode="before")
+    @classmethod
+    def _parse_paths(cls, value: Any) -> list[Path]:
+        paths = [Path(part).expanduser() for part in _split(value, "|")]
+        for path in paths:
+            if not path.is_dir():
+                raise ValueError(f"folder '{path}' does not exist or is not a directory")
+        return paths
+
+    @field_validator("target_languages", "preferred_audio_languages", mode="before")
+    @classmethod
+    def _parse_languages(cls, value: Any) -> list[str]:
+        return [part.lower() for part in _split(value, ",")]
+
+    @field_validator("whisper_devices", mode="before")
+    @classmethod
+    def _parse_devices(cls, value: Any) -> list[str]:
+        return _split(value, "|")
+
+    @field_validator("whisper_device")
+    @classmethod
+    def _check_device(cls, value: str) -> str:
+        value = value.lower()
+        if value in ("auto", "cpu", "cuda") or (value.startswith("cuda:") and value[5:].isdigit()):
+            return value
+        raise ValueError(f"unknown device '{value}'; use auto, cpu, cuda or cuda:N")
+
+    @field_validator("file_mode")
+    @classmethod
+    def _check_mode(cls, value: str) -> str:
+        try:
+            int(value, 8)
+        except ValueError:
+            raise ValueError(f"'{value}' is not an octal mode like 0644") from None
+        return value
+
+    # --- derived values ---
+    @property
+    def async_database_url(self) -> URL:
+        return to_async_url(self.database_url)
+
+    @property
+    def provider_enabled(self) -> bool:
+        return Mode.PROVIDER in self.transcriptarr_mode
+
+    @property
+    def standalone_enabled(self) -> bool:
+        return Mode.STANDALONE in self.transcriptarr_mode
+
+    def masked(self) -> dict[str, str]:
+        """The effective configuration as ENV_NAME -> text, secrets and passwords hidden."""
+        shown: dict[str, str] = {}
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if isinstance(value, SecretStr):
+                text = "********" if value.get_secret_value() else ""
+            elif name == "database_url":
+                text = make_url(value).render_as_string(hide_password=True)
+            elif isinstance(value, frozenset):
+                text = ",".join(sorted(str(v) for v in value))
+            elif isinstance(value, list):
+                text = "|".join(str(v) for v in value)
+            elif value is None:
+                text = ""
+            else:
+                text = str(value)
+            shown[name.upper()] = text
+        return shown
+
+
+def _describe(error: Any) -> str:
+    field = str(error["loc"][0]).upper() if error["loc"] else "configuration"
+    message = str(error["msg"]).removeprefix("Value error, ")
+    value = error.get("input")
+    if error["type"] in ("float_parsing", "int_parsing", "bool_parsing") and value is not None:
+        message = f"{message}, got '{value}'"
+    return f"{field}: {message}"
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read the configuration; raise ConfigError with one line per bad variable."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        lines = [_describe(error) for error in exc.errors()]
+        raise ConfigError("; ".join(lines)) from None

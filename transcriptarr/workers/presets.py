@@ -1,0 +1,123 @@
+"""Quality presets: the QUALITY setting (fast, balanced, best) as faster-whisper options.
+
+Every preset is tuned against the well-known Whisper failure modes on films
+and series: invented lines over silence or music ("Thanks for watching!"),
+and repetition loops that swallow the rest of a file. See docs/presets.md.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+# Whisper's own fallback ladder: a window that fails the compression or
+# log-probability check is decoded again at the next temperature.
+_FALLBACK_TEMPERATURES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
+
+
+@dataclass(frozen=True)
+class VadParameters:
+    """Silero VAD options (``faster_whisper.vad.VadOptions``)."""
+
+    threshold: float = 0.5
+    # Blips shorter than this (clicks, a door) are not speech; Silero's default.
+    min_speech_duration_ms: int = 250
+    # Pauses shorter than this stay in the audio, so sentences keep their context.
+    min_silence_duration_ms: int = 2000
+    # Keeps soft word onsets and endings that the detector cuts too tightly.
+    speech_pad_ms: int = 400
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Preset:
+    """Decoding options of one quality level.
+
+    ``batched`` selects faster-whisper's ``BatchedInferencePipeline``: it
+    decodes ``batch_size`` 30-second windows of speech at once (fast, above all
+    on a GPU) but ignores temperature fallback, ``condition_on_previous_text``
+    and ``hallucination_silence_threshold``. ``transcribe`` re-applies the
+    no-speech and compression checks to its segments afterwards.
+    """
+
+    name: str
+    beam_size: int
+    best_of: int
+    patience: float = 1.0
+    temperatures: tuple[float, ...] = _FALLBACK_TEMPERATURES
+    batched: bool = False
+    batch_size: int = 8
+    vad_filter: bool = True
+    vad: VadParameters = field(default_factory=VadParameters)
+    # Feeding the previous text back in is the main cause of repetition loops.
+    condition_on_previous_text: bool = False
+    # A window counts as silent when no_speech_prob > this and avg_logprob < log_prob_threshold.
+    no_speech_threshold: float = 0.6
+    # gzip ratio above this = repetitive text: decode again hotter, or drop.
+    compression_ratio_threshold: float = 2.4
+    log_prob_threshold: float = -1.0
+    # Skip a silent stretch longer than this when the words after it look made up.
+    hallucination_silence_threshold: float | None = 2.0
+    word_timestamps: bool = True
+
+    def transcribe_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for ``WhisperModel.transcribe`` or ``BatchedInferencePipeline.transcribe``."""
+        kwargs: dict[str, Any] = {
+            "beam_size": self.beam_size,
+            "best_of": self.best_of,
+            "patience": self.patience,
+            "temperature": list(self.temperatures),
+            "vad_filter": self.vad_filter,
+            # A dict, not VadOptions: the batched pipeline then caps each
+            # speech chunk at its 30 s window instead of silently cutting it.
+            "vad_parameters": self.vad.as_dict() if self.vad_filter else None,
+            "condition_on_previous_text": self.condition_on_previous_text,
+            "no_speech_threshold": self.no_speech_threshold,
+            "compression_ratio_threshold": self.compression_ratio_threshold,
+            "log_prob_threshold": self.log_prob_threshold,
+            "word_timestamps": self.word_timestamps,
+        }
+        if self.batched:
+            kwargs["batch_size"] = self.batch_size
+        else:
+            kwargs["hallucination_silence_threshold"] = self.hallucination_silence_threshold
+        return kwargs
+
+
+FAST = Preset(
+    name="fast",
+    batched=True,
+    beam_size=1,
+    best_of=1,
+    temperatures=(0.0,),
+    # Short pauses split speech so that batches pack dense 30 s windows (faster-whisper's batched default).
+    vad=VadParameters(min_silence_duration_ms=160),
+    hallucination_silence_threshold=None,
+)
+
+BALANCED = Preset(name="balanced", beam_size=5, best_of=5)
+
+BEST = Preset(
+    name="best",
+    beam_size=5,
+    best_of=5,
+    # Explore longer before settling on a beam: slower, fewer dropped words.
+    patience=2.0,
+    # Keep quieter speech (whispering, speech under music) the default threshold drops.
+    vad=VadParameters(threshold=0.4),
+)
+
+PRESETS: MappingProxyType[str, Preset] = MappingProxyType({p.name: p for p in (FAST, BALANCED, BEST)})
+
+DEFAULT_PRESET = BALANCED
+
+
+def get_preset(name: str) -> Preset:
+    """The preset called ``name`` (case-insensitive); ``ValueError`` lists the valid names."""
+    try:
+        return PRESETS[name.strip().lower()]
+    except KeyError:
+        raise ValueError(f"unknown quality {name!r}: use {', '.join(PRESETS)}") from None

@@ -1,0 +1,193 @@
+"""Speech to timed words: the blocking transcription run in a worker thread.
+
+Audio comes in chunks (the media module cuts a long film at quiet points) so
+memory stays bounded; each chunk is transcribed on its own and its times are
+shifted by the chunk's offset.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+from faster_whisper import BatchedInferencePipeline, WhisperModel
+from faster_whisper.vad import VadOptions, get_speech_timestamps
+from numpy.typing import NDArray
+
+from transcriptarr.subtitles.cues import Word
+from transcriptarr.workers.presets import DEFAULT_PRESET, Preset, VadParameters
+
+__all__ = ["SAMPLE_RATE", "SegmentText", "Transcript", "TranscriptionCancelled", "speech_regions", "transcribe"]
+
+SAMPLE_RATE = 16_000
+
+Task = Literal["transcribe", "translate"]
+
+
+class TranscriptionCancelled(Exception):
+    """``should_cancel`` returned true; the partial result is discarded."""
+
+
+@dataclass(frozen=True)
+class SegmentText:
+    start: float
+    end: float
+    text: str
+
+
+@dataclass(frozen=True)
+class Transcript:
+    """What Whisper heard, in absolute seconds from the start of the audio.
+
+    ``Word.text`` is Whisper's token text, leading space included (" Hello"):
+    join words with ``""`` and strip, which also works for languages written
+    without spaces. ``speech`` lists the (start, end) regions the VAD kept,
+    or is None when the preset does not use VAD. ``language`` is None only
+    when it was not given and nothing was heard.
+    """
+
+    language: str | None
+    language_probability: float
+    duration: float
+    words: list[Word]
+    segments: list[SegmentText]
+    speech: list[tuple[float, float]] | None
+
+    @property
+    def text(self) -> str:
+        return " ".join(segment.text for segment in self.segments)
+
+
+def transcribe(
+    model: WhisperModel,
+    chunks: Iterable[tuple[float, NDArray[np.float32]]],
+    *,
+    duration: float,
+    task: Task = "transcribe",
+    language: str | None = None,
+    preset: Preset = DEFAULT_PRESET,
+    initial_prompt: str | None = None,
+    on_progress: Callable[[float], None] | None = None,
+    should_cancel: Callable[[], bool] | None = None,
+) -> Transcript:
+    """Transcribe (or translate to English) 16 kHz mono float32 chunks ``(offset_seconds, samples)``.
+
+    Blocking and CPU/GPU heavy: call it through ``asyncio.to_thread``.
+    ``on_progress`` gets a non-decreasing fraction 0..1 after every segment;
+    ``should_cancel`` is polled as often and makes it raise ``TranscriptionCancelled``.
+    ``language=None`` lets Whisper detect it on the first chunk with speech.
+    """
+    progress = _Progress(duration, on_progress)
+    cancelled = should_cancel or _never
+    pipeline: Any = BatchedInferencePipeline(model) if preset.batched else model
+    if language is None and not model.model.is_multilingual:
+        language = "en"  # English-only models cannot detect anything else
+    found = _Found(language)
+    speech: list[tuple[float, float]] | None = [] if preset.vad_filter else None
+
+    for offset, samples in chunks:
+        _check(cancelled)
+        chunk_end = offset + len(samples) / SAMPLE_RATE
+        if speech is not None:  # the preset uses VAD
+            regions = speech_regions(samples, preset.vad, offset=offset)
+            speech.extend(regions)
+            if not regions:  # nothing to hear: skip the model (and its language guess)
+                progress.report(chunk_end)
+                continue
+        segments, info = pipeline.transcribe(
+            samples,
+            task=task,
+            language=found.language,
+            initial_prompt=initial_prompt,
+            **preset.transcribe_kwargs(),
+        )
+        with contextlib.closing(segments):  # stops decoding early when cancelled
+            for segment in segments:
+                _check(cancelled)
+                if not _looks_made_up(segment, preset):
+                    found.add(segment, offset, chunk_end)
+                progress.report(offset + segment.end)
+        found.settle_language(info)
+        progress.report(chunk_end)
+
+    progress.report(duration)
+    return Transcript(found.language, found.probability, duration, found.words, found.segments, speech)
+
+
+def speech_regions(
+    samples: NDArray[np.float32], vad: VadParameters | None = None, *, offset: float = 0.0
+) -> list[tuple[float, float]]:
+    """(start, end) seconds of speech according to Silero VAD, shifted by ``offset``."""
+    options = VadOptions(**(vad or VadParameters()).as_dict())
+    found = get_speech_timestamps(samples, options, sampling_rate=SAMPLE_RATE)
+    return [(offset + r["start"] / SAMPLE_RATE, offset + r["end"] / SAMPLE_RATE) for r in found]
+
+
+def _looks_made_up(segment: Any, preset: Preset) -> bool:
+    """Whisper's own silence and repetition tests, applied to the final segment.
+
+    The sequential pipeline already drops silent windows, but the batched one
+    skips both tests; and a window still repetitive after every fallback
+    temperature is a loop, not dialogue.
+    """
+    silent = segment.no_speech_prob > preset.no_speech_threshold and segment.avg_logprob < preset.log_prob_threshold
+    return bool(silent or segment.compression_ratio > preset.compression_ratio_threshold)
+
+
+class _Found:
+    """Accumulates segments and words, and the language once it is known."""
+
+    def __init__(self, language: str | None) -> None:
+        self.language = language
+        self.probability = 1.0
+        self.words: list[Word] = []
+        self.segments: list[SegmentText] = []
+
+    def add(self, segment: Any, offset: float, chunk_end: float) -> None:
+        def clamp(t: float) -> float:
+            # Word times may spill past the padded end of the chunk by a frame.
+            return min(max(offset + float(t), offset), chunk_end)
+
+        text = segment.text.strip()
+        if not text:
+            return
+        self.segments.append(SegmentText(clamp(segment.start), clamp(segment.end), text))
+        for word in segment.words or ():
+            start, end = clamp(word.start), clamp(word.end)
+            self.words.append(
+                Word(start=start, end=max(start, end), text=word.word, probability=float(word.probability))
+            )
+
+    def settle_language(self, info: Any) -> None:
+        # Fixed by the first chunk that produced text, so that later chunks of
+        # the same film are not each re-detected (and possibly disagree).
+        if self.language is None and self.segments:
+            self.language = info.language
+            self.probability = float(info.language_probability)
+
+
+class _Progress:
+    def __init__(self, duration: float, callback: Callable[[float], None] | None) -> None:
+        self._duration = duration
+        self._callback = callback
+        self._last = 0.0
+
+    def report(self, seconds: float) -> None:
+        if self._callback is None:
+            return
+        fraction = 1.0 if self._duration <= 0 else min(1.0, max(0.0, seconds / self._duration))
+        if fraction > self._last:
+            self._last = fraction
+            self._callback(fraction)
+
+
+def _check(cancelled: Callable[[], bool]) -> None:
+    if cancelled():
+        raise TranscriptionCancelled
+
+
+def _never() -> bool:
+    return False
