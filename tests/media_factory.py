@@ -67,7 +67,8 @@ def speak(text: str, dest_wav: Path, voice: str = "en-us") -> Path:
 
 
 def _lavfi_audio(dest: Path, source: str, seconds: float, sample_rate: int) -> Path:
-    run_tool([*_FFMPEG, "-f", "lavfi", "-i", source, "-t", f"{seconds}", "-ar", str(sample_rate), "-ac", "1", _file_arg(dest)])
+    output = ["-t", f"{seconds}", "-ar", str(sample_rate), "-ac", "1", _file_arg(dest)]
+    run_tool([*_FFMPEG, "-f", "lavfi", "-i", source, *output])
     return dest
 
 
@@ -76,9 +77,7 @@ def make_silence(dest: Path, seconds: float, *, sample_rate: int = 16_000) -> Pa
     return _lavfi_audio(dest, f"anullsrc=r={sample_rate}:cl=mono", seconds, sample_rate)
 
 
-def make_noise(
-    dest: Path, seconds: float, *, amplitude: float = 0.3, seed: int = 1, sample_rate: int = 16_000
-) -> Path:
+def make_noise(dest: Path, seconds: float, *, amplitude: float = 0.3, seed: int = 1, sample_rate: int = 16_000) -> Path:
     """Deterministic white noise (fixed seed)."""
     source = f"anoisesrc=r={sample_rate}:a={amplitude}:c=white:seed={seed}"
     return _lavfi_audio(dest, source, seconds, sample_rate)
@@ -216,7 +215,7 @@ def fixture_path(relative: str) -> Path:
     path = root / relative
     if not path.is_file():
         reason = f"test fixture not found: {path} (set TRANSCRIPTARR_FIXTURES to the fixtures folder)"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(reason)
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail(reason, pytrace=False)
         pytest.skip(reason)
     return path

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 from pathlib import Path
 
@@ -20,14 +21,13 @@ from transcriptarr.media.audio import (
     load_all,
     pcm_file_duration,
 )
+from transcriptarr.media.languages import normalize_language
 from transcriptarr.media.probe import AudioStream, MediaInfo, NoAudioError
 
 # --- choose_audio_track -------------------------------------------------------
 
 
 def _stream(index: int, tag: str | None, *, default: bool = False) -> AudioStream:
-    from transcriptarr.media.languages import normalize_language
-
     return AudioStream(
         index=index,
         codec="aac",
@@ -224,7 +224,7 @@ def test_pcm_file_duration(tmp_path: Path) -> None:
 def _check_exact_cover(chunks: list[tuple[int, int]], total: int, max_len: int) -> None:
     assert chunks[0][0] == 0
     assert chunks[-1][1] == total
-    for (_, end), (start, _) in zip(chunks, chunks[1:], strict=False):
+    for (_, end), (start, _) in itertools.pairwise(chunks):
         assert start == end
     assert all(0 < end - start <= max_len for start, end in chunks)
 
@@ -276,9 +276,11 @@ async def test_real_speech_is_cut_between_words(tmp_path: Path) -> None:
     window = int(0.3 * SAMPLE_RATE)
     speech_rms = float(np.sqrt(np.mean(whole**2)))
 
-    chunks = list(iter_chunks(audio, chunk_seconds=4.0, search_seconds=1.5))
+    # JFK pauses at about 4.3-5.3 s and 7.5-8.1 s: both fall in a search window.
+    chunks = list(iter_chunks(audio, chunk_seconds=5.0, search_seconds=2.0))
 
-    _check_exact_cover([(c.start_sample, c.start_sample + c.samples.size) for c in chunks], whole.size, 64_000)
+    _check_exact_cover([(c.start_sample, c.start_sample + c.samples.size) for c in chunks], whole.size, 80_000)
+    assert len(chunks) == 3
     for chunk in chunks[1:]:
         around_cut = whole[chunk.start_sample - window // 2 : chunk.start_sample + window // 2]
-        assert float(np.sqrt(np.mean(around_cut**2))) < 0.25 * speech_rms
+        assert float(np.sqrt(np.mean(around_cut**2))) < 0.15 * speech_rms

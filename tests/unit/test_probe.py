@@ -162,7 +162,7 @@ async def test_truncated_header_mkv(two_track_mkv: Path, tmp_path: Path) -> None
     "name",
     [
         "with space.mkv",
-        "it's \"quoted\".mkv",
+        'it\'s "quoted".mkv',
         "ünïcødé 日本語.mkv",
         "new\nline.mkv",
         "-leading-dash.mkv",
@@ -173,9 +173,7 @@ async def test_truncated_header_mkv(two_track_mkv: Path, tmp_path: Path) -> None
         "$(touch pwned).mkv",
     ],
 )
-async def test_odd_file_names(
-    two_track_mkv: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str
-) -> None:
+async def test_odd_file_names(two_track_mkv: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str) -> None:
     monkeypatch.chdir(tmp_path)
     shutil.copy(two_track_mkv, tmp_path / name)
 

@@ -174,3 +174,17 @@ class WorkerRecord(Base):
     started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     heartbeat_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     pid: Mapped[int | None] = mapped_column(Integer)
+
+
+class WrittenSubtitle(Base):
+    """A subtitle file this service wrote: its own output is recognised however it is named."""
+
+    __tablename__ = "written_subtitles"
+
+    # Paths can be longer than MariaDB can index: the unique key is their sha256.
+    path_key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    path: Mapped[str] = mapped_column(Text)
+    media_path: Mapped[str | None] = mapped_column(Text)
+    language: Mapped[str | None] = mapped_column(String(16))
+    job_id: Mapped[int | None] = mapped_column(BigInteger)
+    written_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -1,0 +1,5 @@
+import sys
+
+from transcriptarr.cli import main
+
+sys.exit(main())

@@ -1,0 +1,306 @@
+"""The `transcriptarr` command.
+
+Every command reads the same configuration as the service and works against
+the configured database, also while the service is running.
+Exit status: 0 ok, 1 the command failed (message on stderr), 2 bad configuration
+or usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from transcriptarr import __version__
+from transcriptarr.db.database import Database
+from transcriptarr.db.models import Job, JobState, Source, Task
+from transcriptarr.queue.jobqueue import InvalidTransition, JobNotFound, JobQueue, NewJob
+from transcriptarr.queue.registry import WorkerRegistry
+from transcriptarr.queue.stats import queue_stats
+from transcriptarr.settings import ConfigError, Settings, load_settings
+
+
+class CommandError(Exception):
+    """A failure to report in one line, without a traceback."""
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="transcriptarr", description="Subtitles for a whole media library, with faster-whisper."
+    )
+    parser.add_argument("--version", action="version", version=f"transcriptarr {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = commands.add_parser("run", help="run the service")
+    run.add_argument("--once", action="store_true", help="process what is queued, then exit")
+
+    status = commands.add_parser("status", help="queue counts, ETA and workers")
+    status.add_argument("--json", action="store_true", help="machine-readable output")
+
+    jobs = commands.add_parser("jobs", help="list jobs, newest first")
+    jobs.add_argument("--state", action="append", choices=[s.value for s in JobState], default=[])
+    jobs.add_argument("--source", action="append", choices=[s.value for s in Source], default=[])
+    jobs.add_argument("--limit", type=int, default=20)
+    jobs.add_argument("--json", action="store_true", help="machine-readable output")
+
+    enqueue = commands.add_parser("enqueue", help="queue a media file by hand")
+    enqueue.add_argument("path", type=Path)
+    enqueue.add_argument("--language", help="target language (default: TARGET_LANGUAGES)")
+    enqueue.add_argument("--task", choices=[t.value for t in Task], default=None)
+    enqueue.add_argument("--priority", type=int, default=None)
+
+    for name, text in (("cancel", "cancel a job"), ("retry", "queue a failed or cancelled job again")):
+        command = commands.add_parser(name, help=text)
+        command.add_argument("id", type=int)
+
+    priority = commands.add_parser("priority", help="change a job's priority (higher runs first)")
+    priority.add_argument("id", type=int)
+    priority.add_argument("priority", type=int)
+
+    db = commands.add_parser("db", help="database maintenance")
+    db.add_argument("action", choices=["upgrade", "check"])
+
+    config = commands.add_parser("config", help="configuration")
+    config.add_argument("action", choices=["check"])
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return 2
+    handler = _HANDLERS[args.command if args.command not in ("db", "config") else f"{args.command} {args.action}"]
+    try:
+        return handler(settings, args)
+    except CommandError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+# --- helpers ---
+def _with_queue(settings: Settings, work: Callable[[JobQueue], Awaitable[int]]) -> int:
+    async def go() -> int:
+        db = Database(settings.async_database_url)
+        try:
+            await _ready(db)
+            return await work(_queue(db, settings))
+        finally:
+            await db.close()
+
+    return asyncio.run(go())
+
+
+async def _ready(db: Database) -> None:
+    health = await db.health()
+    if not health.ok:
+        raise CommandError(f"cannot reach the database {db.describe()}: {health.error}")
+    if not health.schema_current:
+        await db.upgrade()
+
+
+def _queue(db: Database, settings: Settings) -> JobQueue:
+    return JobQueue(
+        db,
+        lease_seconds=settings.lease_seconds,
+        max_attempts=settings.max_retries + 1,
+        backoff_seconds=settings.retry_backoff_seconds,
+    )
+
+
+def _job_line(job: Job) -> str:
+    where = job.media_path or job.upload_path or "(upload)"
+    extra = f"  {job.error}" if job.error and job.state != JobState.COMPLETED else ""
+    return (
+        f"{job.id:>6}  {job.state:<10} {job.stage:<18} {job.progress:5.1f}%  "
+        f"{job.source:<7} p{job.priority:<4} {job.target_language or '-':<5} {where}{extra}"
+    )
+
+
+def job_dict(job: Job) -> dict[str, Any]:
+    data: dict[str, Any] = {}
+    for column in Job.__table__.columns:
+        value = getattr(job, column.key)
+        data[column.key] = value.isoformat() if isinstance(value, datetime) else value
+    data.pop("result_text", None)
+    return data
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "unknown (no finished job measured yet)"
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m{secs:02d}s"
+
+
+# --- commands ---
+def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
+    from transcriptarr.service import run_service  # heavy imports only for `run`
+
+    return asyncio.run(run_service(settings, once=args.once))
+
+
+def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
+    async def work(queue: JobQueue) -> int:
+        workers = await WorkerRegistry(queue.db).list()
+        alive = [w for w in workers if w.alive]
+        stats = await queue_stats(queue.db, datetime.now(UTC), workers=max(1, len(alive)))
+        if args.json:
+            payload = {
+                "queue": stats.as_dict(),
+                "workers": [
+                    {"id": w.id, "node": w.node, "device": w.device, "state": w.state, "job_id": w.job_id,
+                     "alive": w.alive, "heartbeat_at": w.heartbeat_at.isoformat()}
+                    for w in workers
+                ],
+            }
+            print(json.dumps(payload, indent=2))
+            return 0
+        counts = ", ".join(f"{state} {count}" for state, count in stats.counts.items())
+        print(f"database: {queue.db.describe()}")
+        print(f"jobs: {counts}")
+        print(f"last hour: {stats.completed_last_hour} completed, {stats.failed_last_hour} failed")
+        speed = f"{stats.speed:.1f}x real time per worker" if stats.speed else "not measured yet"
+        print(f"speed: {speed}; queue ETA: {_duration(stats.eta_seconds)}")
+        print(f"workers: {len(alive)} alive" + ("" if alive else " (is `transcriptarr run` running?)"))
+        for w in workers:
+            doing = f"job {w.job_id}" if w.job_id else w.state
+            print(f"  {w.id:<40} {w.device:<8} {doing}{'' if w.alive else '  (no heartbeat)'}")
+        return 0
+
+    return _with_queue(settings, work)
+
+
+def cmd_jobs(settings: Settings, args: argparse.Namespace) -> int:
+    async def work(queue: JobQueue) -> int:
+        jobs = await queue.list_jobs(states=args.state, sources=args.source, limit=args.limit)
+        if args.json:
+            print(json.dumps([job_dict(job) for job in jobs], indent=2))
+        elif not jobs:
+            print("no jobs")
+        for job in jobs if not args.json else []:
+            print(_job_line(job))
+        return 0
+
+    return _with_queue(settings, work)
+
+
+def cmd_enqueue(settings: Settings, args: argparse.Namespace) -> int:
+    path = args.path.expanduser().resolve()
+    if not path.is_file():
+        raise CommandError(f"{path} is not a file; give the path of a video or audio file")
+    stat = path.stat()
+    languages = [args.language] if args.language else settings.target_languages
+
+    async def work(queue: JobQueue) -> int:
+        for language in languages:
+            target = None if language == "original" else language
+            task = Task(args.task) if args.task else Task.TRANSCRIBE
+            result = await queue.enqueue(
+                NewJob(
+                    source=Source.MANUAL, task=task, media_path=str(path), media_size=stat.st_size,
+                    media_mtime=stat.st_mtime, target_language=target, priority=args.priority,
+                    quality=settings.quality,
+                )
+            )
+            print(f"job {result.job.id}: {result.reason} ({path}, {language})")
+        return 0
+
+    return _with_queue(settings, work)
+
+
+def _control(settings: Settings, action: Callable[[JobQueue], Awaitable[str]]) -> int:
+    async def work(queue: JobQueue) -> int:
+        try:
+            print(await action(queue))
+        except (JobNotFound, InvalidTransition) as exc:
+            raise CommandError(str(exc)) from None
+        return 0
+
+    return _with_queue(settings, work)
+
+
+def cmd_cancel(settings: Settings, args: argparse.Namespace) -> int:
+    async def action(queue: JobQueue) -> str:
+        state = await queue.cancel(args.id, "cancelled from the command line")
+        if state == JobState.CANCELLED:
+            return f"job {args.id} cancelled"
+        return f"job {args.id} is processing; its worker stops at the next checkpoint"
+
+    return _control(settings, action)
+
+
+def cmd_retry(settings: Settings, args: argparse.Namespace) -> int:
+    async def action(queue: JobQueue) -> str:
+        job = await queue.retry(args.id)
+        return f"job {job.id} queued again"
+
+    return _control(settings, action)
+
+
+def cmd_priority(settings: Settings, args: argparse.Namespace) -> int:
+    async def action(queue: JobQueue) -> str:
+        job = await queue.set_priority(args.id, args.priority)
+        return f"job {job.id} priority {job.priority}"
+
+    return _control(settings, action)
+
+
+def cmd_db_upgrade(settings: Settings, args: argparse.Namespace) -> int:
+    async def go() -> int:
+        db = Database(settings.async_database_url)
+        try:
+            health = await db.health()
+            if health.error:
+                raise CommandError(f"cannot reach the database {db.describe()}: {health.error}")
+            before, after = await db.upgrade()
+        finally:
+            await db.close()
+        print(f"schema {before or 'empty'} -> {after}" if before != after else f"schema already at {after}")
+        return 0
+
+    return asyncio.run(go())
+
+
+def cmd_db_check(settings: Settings, args: argparse.Namespace) -> int:
+    async def go() -> int:
+        db = Database(settings.async_database_url)
+        try:
+            health = await db.health()
+        finally:
+            await db.close()
+        print(json.dumps(health.__dict__, indent=2))
+        return 0 if health.ok and health.schema_current else 1
+
+    return asyncio.run(go())
+
+
+def cmd_config_check(settings: Settings, args: argparse.Namespace) -> int:
+    for name, value in settings.masked().items():
+        print(f"{name}={value}")
+    return 0
+
+
+_HANDLERS: dict[str, Callable[[Settings, argparse.Namespace], int]] = {
+    "run": cmd_run,
+    "status": cmd_status,
+    "jobs": cmd_jobs,
+    "enqueue": cmd_enqueue,
+    "cancel": cmd_cancel,
+    "retry": cmd_retry,
+    "priority": cmd_priority,
+    "db upgrade": cmd_db_upgrade,
+    "db check": cmd_db_check,
+    "config check": cmd_config_check,
+}

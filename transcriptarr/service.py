@@ -1,0 +1,183 @@
+"""The composition root: builds every part from the settings and runs them together."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import timedelta
+
+import structlog
+
+from transcriptarr.db.database import Database
+from transcriptarr.logs import configure_logging
+from transcriptarr.queue.jobqueue import JobQueue
+from transcriptarr.queue.maintenance import keep_queue_healthy
+from transcriptarr.queue.registry import WorkerRegistry
+from transcriptarr.settings import Settings
+from transcriptarr.subtitles.registry import SubtitleRegistry
+from transcriptarr.workers.job_runner import EngineConfig, JobContext, JobRunner, Outcome
+from transcriptarr.workers.models import ModelManager, WhisperLoader, resolve_device
+from transcriptarr.workers.pool import PoolConfig, PoolSummary, WorkerPool
+
+log = structlog.get_logger(__name__)
+
+
+class StartupError(Exception):
+    """The service cannot start; the message says why and what to do."""
+
+
+@dataclass
+class Components:
+    settings: Settings
+    db: Database
+    queue: JobQueue
+    workers: WorkerRegistry
+    subtitles: SubtitleRegistry
+    models: ModelManager
+    runner: JobRunner
+    pool: WorkerPool
+
+
+def devices(settings: Settings) -> tuple[str, ...]:
+    """The devices to run workers on; `auto` becomes the first GPU, or the CPU."""
+    if settings.whisper_devices:
+        return tuple(settings.whisper_devices)
+    if settings.whisper_device == "auto":
+        device, index = resolve_device("auto")
+        return (f"cuda:{index}" if device == "cuda" else "cpu",)
+    return (settings.whisper_device,)
+
+
+def engine_config(settings: Settings) -> EngineConfig:
+    return EngineConfig(
+        model=settings.whisper_model,
+        device=settings.whisper_device,
+        cpu_fallback=settings.cpu_fallback,
+        preferred_audio_languages=tuple(settings.preferred_audio_languages),
+        force_language=settings.force_language,
+        subtitle_format=settings.subtitle_format,
+        code_style=settings.subtitle_language_code,
+        marker=settings.subtitle_marker,
+        overwrite_foreign=settings.overwrite_foreign_subtitles,
+        file_mode=int(settings.file_mode, 8),
+        uid=settings.puid,
+        gid=settings.pgid,
+        work_dir=settings.data_dir / "work",
+    )
+
+
+@contextlib.asynccontextmanager
+async def build(settings: Settings) -> AsyncIterator[Components]:
+    """Every part of the service, wired together; closed in reverse order on exit."""
+    db = Database(settings.async_database_url)
+    try:
+        health = await db.health()
+        if not health.ok:
+            raise StartupError(
+                f"cannot reach the database {db.describe()}: {health.error}; check DATABASE_URL "
+                "and that the database server is running"
+            )
+        before, after = await db.upgrade()
+        if before != after:
+            log.info("database_upgraded", database=db.describe(), before=before, after=after)
+        queue = JobQueue(
+            db,
+            lease_seconds=settings.lease_seconds,
+            max_attempts=settings.max_retries + 1,
+            backoff_seconds=settings.retry_backoff_seconds,
+        )
+        workers = WorkerRegistry(db, stale_after=timedelta(seconds=settings.lease_seconds * 1.5))
+        subtitles = SubtitleRegistry(db)
+        run_on = devices(settings)
+        loader = WhisperLoader(
+            model_dir=settings.model_dir,
+            offline=settings.offline,
+            cpu_threads=settings.whisper_threads,
+            num_workers=max(1, settings.workers),
+        )
+        models = ModelManager(
+            loader,
+            device=settings.whisper_device,
+            compute_type=settings.whisper_compute_type,
+            idle_unload_seconds=settings.model_idle_unload_seconds or None,
+        )
+        runner = JobRunner(engine_config(settings), models, subtitles)
+
+        async def run_job(ctx: JobContext, device: str) -> Outcome:
+            return await runner.run(ctx, device=device)
+
+        pool = WorkerPool(
+            queue,
+            workers,
+            run_job,
+            PoolConfig(
+                node=settings.node_name,
+                devices=run_on,
+                workers_per_device=settings.workers,
+                max_job_seconds=settings.max_job_minutes * 60,
+            ),
+        )
+        try:
+            yield Components(settings, db, queue, workers, subtitles, models, runner, pool)
+        finally:
+            await models.aclose()
+    finally:
+        await db.close()
+
+
+def _install_signal_handlers(stop: asyncio.Event) -> None:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+
+
+async def run_service(settings: Settings, *, once: bool = False) -> int:
+    """Run until SIGTERM/SIGINT (or, with `once`, until the queue is empty). Exit status."""
+    configure_logging(settings.log_level, settings.log_format)
+    stop = asyncio.Event()
+    _install_signal_handlers(stop)
+    try:
+        async with build(settings) as parts:
+            return await _serve(parts, stop, once=once)
+    except StartupError as exc:
+        log.error("startup_failed", error=str(exc))
+        return 1
+
+
+async def _serve(parts: Components, stop: asyncio.Event, *, once: bool) -> int:
+    settings = parts.settings
+    recovered = await parts.queue.recover_node(settings.node_name)
+    stale = parts.runner.remove_stale_work_files()
+    log.info(
+        "service_started",
+        node=settings.node_name,
+        database=parts.db.describe(),
+        mode=sorted(m.value for m in settings.transcriptarr_mode),
+        devices=list(parts.pool.config.devices),
+        workers=len(parts.pool.workers()),
+        model=settings.whisper_model,
+        recovered_jobs=recovered,
+        removed_work_files=len(stale),
+    )
+    background = []
+    if not once:
+        background.append(
+            asyncio.create_task(
+                keep_queue_healthy(
+                    parts.queue,
+                    parts.workers,
+                    stop,
+                    job_retention=timedelta(hours=settings.job_retention_hours),
+                    result_retention=timedelta(hours=settings.result_retention_hours),
+                )
+            )
+        )
+    summary: PoolSummary = await parts.pool.run(stop, once=once)
+    stop.set()
+    await asyncio.gather(*background, return_exceptions=True)
+    log.info("service_stopped", **summary.__dict__)
+    return 1 if once and summary.failed else 0

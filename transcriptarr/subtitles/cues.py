@@ -1,0 +1,643 @@
+"""Turn Whisper word timestamps into readable subtitle cues.
+
+Whisper's own segments run 7-28 s and up to ~380 characters: unreadable as
+subtitles. This module regroups the *words* into cues that follow the
+broadcast/streaming style guides (Netflix, BBC). Every rule and default is
+documented in ``docs/cues.md``.
+
+Pipeline of :func:`build_cues`:
+
+1. drop empty words and (with ``speech``) words outside every VAD region;
+2. repair timestamps: clamp to the media, make them monotonic and
+   non-overlapping without reordering the text;
+3. glue words that must never be separated into *atoms*;
+4. drop hallucinated repeats (the same phrase a third time in a row);
+5. choose cue boundaries with a small dynamic programme: hard limits (lines,
+   characters per line, duration) plus costs encoding the split preferences;
+6. time each cue (linger, minimum duration, reading speed, gaps), wrap it into
+   balanced lines and shift it by ``offset``.
+"""
+
+from __future__ import annotations
+
+import bisect
+import itertools
+import math
+import unicodedata
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, replace
+from enum import Enum, IntEnum
+from typing import Final, TypeVar
+
+__all__ = ["DEFAULT_RULES", "Cue", "CueRules", "Word", "build_cues", "join_lines"]
+
+
+@dataclass(frozen=True)
+class Word:
+    """One recognised word; ``text`` as faster-whisper gives it (usually with a leading space)."""
+
+    start: float
+    end: float
+    text: str
+    probability: float = 1.0
+
+
+@dataclass(frozen=True)
+class Cue:
+    """One subtitle: display interval, wrapped lines and the words it shows."""
+
+    start: float
+    end: float
+    lines: tuple[str, ...]
+    words: tuple[Word, ...]
+
+    @property
+    def text(self) -> str:
+        """The lines as shown, separated by newlines."""
+        return "\n".join(self.lines)
+
+    @property
+    def flat_text(self) -> str:
+        """The text on one line (for txt/tsv/json/lrc), without a space inside CJK text."""
+        return join_lines(self.lines)
+
+
+@dataclass(frozen=True)
+class CueRules:
+    """Limits for cues; defaults follow the Netflix/BBC timed-text style guides (see docs/cues.md)."""
+
+    max_lines: int = 2
+    max_line_chars: int = 42
+    max_line_chars_cjk: int = 16
+    max_duration: float = 7.0
+    min_duration: float = 0.8
+    min_gap: float = 0.08
+    max_cps: float = 20.0
+    linger: float = 0.3
+    pause_split: float = 0.5
+    max_repeats: int = 2
+
+    def __post_init__(self) -> None:
+        if self.max_lines < 1 or self.max_line_chars < 1 or self.max_line_chars_cjk < 1:
+            raise ValueError("max_lines and the line lengths must be at least 1")
+        if self.max_duration <= 0 or not 0 <= self.min_duration <= self.max_duration:
+            raise ValueError("need 0 <= min_duration <= max_duration and max_duration > 0")
+        if self.min_gap < 0 or self.linger < 0 or self.pause_split <= 0 or self.max_cps <= 0:
+            raise ValueError("min_gap and linger must be >= 0; pause_split and max_cps must be > 0")
+        if self.max_repeats < 0:
+            raise ValueError("max_repeats must be >= 0 (0 disables repeat dropping)")
+
+
+DEFAULT_RULES: Final = CueRules()
+
+# Shortest cue ever emitted when timestamps leave no room; anything shorter is merged
+# into its neighbour instead, because a flash is unreadable.
+_MIN_SHOW: Final = 0.1
+# Pace at which words stamped at one instant are spread out (a brisk speaking rate).
+_CROWD_STEP: Final = 0.25
+
+# Costs of the boundary search. Only their order matters much: a cut after a sentence
+# end is cheapest, then after clause punctuation, then at a pause, then anywhere.
+_CUT_COST: Final = (3.0, 1.0, 0.0)  # indexed by _Punct: none, clause, sentence
+_PAUSE_BONUS: Final = 0.75  # a pause makes any cut cheaper (keeps the order above)
+_KEEP_SENTENCE: Final = 0.6  # two sentences in one cue are fine, one per cue is nicer
+_KEEP_GAP_PER_S: Final = 2.0  # showing text through silence is bad, more so the longer it is
+_CUE_COST: Final = 1.0  # per cue: avoids needless fragmentation
+_FILL_COST: Final = 1.5  # times fill ratio squared: convex, so splits come out balanced
+_SHORT_COST: Final = 1.0  # a cue shorter than half a line (a "stub") reads badly
+_SLOW_COST: Final = 2.0  # per unit of reading-speed excess
+_BAD_CUT_COST: Final = 1000.0  # a cut that leaves no time to show the cue (merged later)
+
+# Line-break preference inside a cue, as a share of limit**2 (the balance scale).
+_LINE_BREAK_BONUS: Final = (0.0, 0.06, 0.1)  # indexed by _Punct
+
+_SENTENCE_END: Final = frozenset(".!?…。！？‼⁇؟।۔")
+_CLAUSE_END: Final = frozenset(",;:—–、，；：،؛")
+_TRAILING_CLOSERS: Final = "\"'”’»)]}」』）】"
+_ABBREVIATIONS: Final = frozenset({"mr", "mrs", "ms", "dr", "st", "jr", "sr", "vs", "prof", "mt"})
+_NO_SPACE_BEFORE: Final = frozenset(",.!?;:…)]}%”’»。、，！？；：）」』】")
+
+# Scripts counted as CJK for the shorter line limit (Hangul included: Netflix uses 16
+# characters for Korean too). Ranges are (first, last) code points.
+_CJK_RANGES: Final = (
+    (0x1100, 0x11FF),  # Hangul Jamo
+    (0x2E80, 0x2FDF),  # CJK radicals, Kangxi
+    (0x3000, 0x33FF),  # CJK symbols and punctuation, kana, Bopomofo, compatibility
+    (0x3400, 0x4DBF),  # CJK extension A
+    (0x4E00, 0x9FFF),  # CJK unified ideographs
+    (0xA960, 0xA97F),  # Hangul Jamo extended A
+    (0xAC00, 0xD7FF),  # Hangul syllables, Jamo extended B
+    (0xF900, 0xFAFF),  # CJK compatibility ideographs
+    (0xFE30, 0xFE4F),  # CJK compatibility forms
+    (0xFF00, 0xFFEF),  # half- and full-width forms
+    (0x20000, 0x3134F),  # CJK extensions B-G
+)
+# Scripts written without spaces: a line may break between two of their characters.
+# Hangul is spaced, so it is not here.
+_UNSPACED_RANGES: Final = (
+    (0x0E00, 0x0EFF),  # Thai, Lao
+    (0x1000, 0x109F),  # Myanmar
+    (0x1780, 0x17FF),  # Khmer
+    (0x2E80, 0x2FDF),
+    (0x3000, 0x33FF),
+    (0x3400, 0x4DBF),
+    (0x4E00, 0x9FFF),
+    (0xF900, 0xFAFF),
+    (0xFE30, 0xFE4F),
+    (0xFF00, 0xFF9F),
+    (0x20000, 0x3134F),
+)
+
+_T = TypeVar("_T")
+
+
+class _Punct(IntEnum):
+    NONE = 0
+    CLAUSE = 1
+    SENTENCE = 2
+
+
+class _Join(Enum):
+    SPACE = "space"  # separate words with a space: a cut is allowed
+    TOUCH = "touch"  # no space (CJK, Thai): a cut is still allowed
+    GLUE = "glue"  # same word or attached punctuation: never cut
+
+
+@dataclass(frozen=True)
+class _Atom:
+    """Words that must stay together (a word plus glued tokens and punctuation)."""
+
+    words: tuple[Word, ...]
+    text: str
+    space_before: bool
+    cjk: bool
+
+    @property
+    def start(self) -> float:
+        return self.words[0].start
+
+    @property
+    def end(self) -> float:
+        return self.words[-1].end
+
+
+@dataclass(frozen=True)
+class _Boundary:
+    """What it costs to cut after an atom, and what it costs not to."""
+
+    cut: float
+    keep: float
+
+
+# --------------------------------------------------------------------------- public API
+
+
+def build_cues(
+    words: Sequence[Word],
+    rules: CueRules = DEFAULT_RULES,
+    *,
+    duration: float | None = None,
+    offset: float = 0.0,
+    speech: Sequence[tuple[float, float]] | None = None,
+) -> list[Cue]:
+    """Group words into readable cues.
+
+    ``duration`` is the media length on the output timeline (no cue outlasts it);
+    ``offset`` (the audio stream's start_time) is added to every output timestamp;
+    ``speech`` (VAD regions, audio time) drops words lying entirely outside them.
+    Output cues are strictly increasing and never overlap.
+    """
+    lo = max(0.0, -offset)  # audio-relative window that maps into [0, duration]
+    hi = None if duration is None else duration - offset
+    if hi is not None and hi <= lo:
+        return []
+    kept = [_sane(w) for w in words if w.text.strip()]
+    if speech is not None:
+        kept = _inside_speech(kept, speech)
+    atoms = _atoms(_repair_times(kept, lo, hi))
+    atoms = _drop_repeated_phrases(atoms, rules)
+    groups = _merge_crowded(_split(atoms, rules, hi), rules)
+    groups = _drop_repeats(groups, lambda g: _norm(_join_atoms(g)), rules.max_repeats)
+    cues = _timed_cues(groups, rules, hi)
+    return [_shifted(c, offset) for c in cues] if offset else cues
+
+
+def join_lines(lines: Sequence[str]) -> str:
+    """Join wrapped lines back into one line: a space, except between unspaced-script characters."""
+    out = ""
+    for line in lines:
+        if out and line:
+            out += "" if _unspaced(out[-1]) and _unspaced(line[0]) else " "
+        out += line
+    return out
+
+
+# --------------------------------------------------------------------------- characters
+
+
+def _in_ranges(ch: str, ranges: tuple[tuple[int, int], ...]) -> bool:
+    cp = ord(ch)
+    return any(first <= cp <= last for first, last in ranges)
+
+
+def _is_cjk(ch: str) -> bool:
+    return _in_ranges(ch, _CJK_RANGES)
+
+
+def _unspaced(ch: str) -> bool:
+    return _in_ranges(ch, _UNSPACED_RANGES)
+
+
+def _may_start_line(ch: str) -> bool:
+    # Closing punctuation, prolonged-sound marks and combining marks cling to what precedes them.
+    return ch not in _NO_SPACE_BEFORE and unicodedata.category(ch) not in {"Pe", "Pf", "Lm", "Mn", "Mc", "Me"}
+
+
+def _may_end_line(ch: str) -> bool:
+    return unicodedata.category(ch) not in {"Ps", "Pi"}
+
+
+def _punct(text: str) -> _Punct:
+    core = text.rstrip(_TRAILING_CLOSERS)
+    if not core:
+        return _Punct.NONE
+    last = core[-1]
+    if last in _SENTENCE_END:
+        # "Mr. Smith" is not a sentence end.
+        is_abbreviation = last == "." and core[:-1].rsplit(" ", 1)[-1].casefold() in _ABBREVIATIONS
+        return _Punct.NONE if is_abbreviation else _Punct.SENTENCE
+    return _Punct.CLAUSE if last in _CLAUSE_END else _Punct.NONE
+
+
+def _norm(text: str) -> str:
+    """Comparison key for repeats: case, spacing and punctuation do not matter."""
+    key = "".join(ch for ch in text.casefold() if ch.isalnum())
+    return key or text.strip()
+
+
+# --------------------------------------------------------------------------- input repair
+
+
+def _sane(word: Word) -> Word:
+    """Finite times with end >= start (NaN becomes -inf and is then clamped)."""
+    start = word.start if math.isfinite(word.start) else -math.inf
+    end = word.end if math.isfinite(word.end) else start
+    return (
+        word
+        if (start, end) == (word.start, word.end) and end >= start
+        else replace(word, start=start, end=max(start, end))
+    )
+
+
+def _inside_speech(words: Sequence[Word], speech: Sequence[tuple[float, float]]) -> list[Word]:
+    """Drop words touching no speech region; trim the others to the regions they touch."""
+    regions = _merge_regions(speech)
+    starts = [s for s, _ in regions]
+    ends = [e for _, e in regions]
+    out: list[Word] = []
+    for w in words:
+        first = bisect.bisect_left(ends, w.start)  # first region ending at/after the word starts
+        last = bisect.bisect_right(starts, w.end) - 1  # last region starting at/before it ends
+        if first <= last:
+            start, end = max(w.start, starts[first]), min(w.end, ends[last])
+            out.append(w if (start, end) == (w.start, w.end) else replace(w, start=start, end=end))
+    return out
+
+
+def _merge_regions(speech: Sequence[tuple[float, float]]) -> list[tuple[float, float]]:
+    merged: list[tuple[float, float]] = []
+    for start, end in sorted((min(s, e), max(s, e)) for s, e in speech):
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(end, merged[-1][1]))
+        else:
+            merged.append((start, end))
+    return merged
+
+
+def _repair_times(words: Sequence[Word], lo: float, hi: float | None) -> list[Word]:
+    """Clamp into the media and make times monotonic and non-overlapping, keeping the text order.
+
+    Whisper's text order is reliable, its timestamps less so, so words are never reordered.
+    """
+    # The latest start that still leaves a moment to show the word before the media ends.
+    latest = math.inf if hi is None else max(lo, hi - _MIN_SHOW)
+    starts = [min(max(w.start, lo), latest) for w in words]
+    ends = [min(max(w.end, lo), math.inf if hi is None else hi) for w in words]
+    _make_monotonic(starts)
+    _spread_crowds(starts, latest)
+    out = []
+    for i, w in enumerate(words):
+        ceiling = starts[i + 1] if i + 1 < len(words) else math.inf  # no overlap with the next word
+        start, end = starts[i], min(max(ends[i], starts[i]), ceiling)
+        out.append(w if (start, end) == (w.start, w.end) else replace(w, start=start, end=end))
+    return out
+
+
+def _make_monotonic(starts: list[float]) -> None:
+    """Trust the longest non-decreasing run of start times; pull outliers between their neighbours.
+
+    One wild timestamp (high or low) thus moves only its own word, not everything after it.
+    """
+    trusted = _longest_non_decreasing(starts)
+    next_trusted = math.inf
+    for i in reversed(range(len(starts))):  # an outlier may not start after the next trusted word...
+        if trusted[i]:
+            next_trusted = starts[i]
+        else:
+            starts[i] = min(starts[i], next_trusted)
+    for i in range(1, len(starts)):  # ...nor before the word said just before it
+        starts[i] = max(starts[i], starts[i - 1])
+
+
+def _spread_crowds(starts: list[float], latest: float) -> None:
+    """Words stamped at one instant get spread at a speaking pace into the time after them.
+
+    Whisper collapses words it cannot align onto one timestamp; left alone they could
+    not be cut into separate cues, since every cue needs time to be read.
+    """
+    i = 0
+    while i < len(starts):
+        k = i + 1
+        while k < len(starts) and starts[k] == starts[i]:
+            k += 1
+        room = (starts[k] if k < len(starts) else latest) - starts[i]
+        step = min(room / (k - i), _CROWD_STEP)
+        for t in range(1, k - i):
+            starts[i + t] = starts[i] + t * step
+        i = k
+
+
+def _longest_non_decreasing(values: Sequence[float]) -> list[bool]:
+    """Mark one longest non-decreasing subsequence (patience sorting, O(n log n))."""
+    tails: list[float] = []  # smallest last value of a run of each length
+    tail_at: list[int] = []
+    previous = [-1] * len(values)
+    for i, v in enumerate(values):
+        k = bisect.bisect_right(tails, v)
+        previous[i] = tail_at[k - 1] if k else -1
+        if k == len(tails):
+            tails.append(v)
+            tail_at.append(i)
+        else:
+            tails[k], tail_at[k] = v, i
+    marked = [False] * len(values)
+    i = tail_at[-1] if tail_at else -1
+    while i >= 0:
+        marked[i] = True
+        i = previous[i]
+    return marked
+
+
+# --------------------------------------------------------------------------- atoms
+
+
+def _atoms(words: Sequence[Word]) -> list[_Atom]:
+    """Group words into atoms; cues and lines are only ever cut between atoms."""
+    # faster-whisper marks word starts with a leading space; without any, words are bare tokens.
+    spaced = any(w.text[:1].isspace() for w in words[1:])
+    groups: list[tuple[list[Word], str, bool]] = []
+    for w in words:
+        core = " ".join(w.text.split())
+        join = _join_kind(groups[-1][1], w.text, core, spaced) if groups else _Join.SPACE
+        if join is _Join.GLUE:
+            groups[-1][0].append(w)
+            groups[-1] = (groups[-1][0], groups[-1][1] + core, groups[-1][2])
+        else:
+            groups.append(([w], core, join is _Join.SPACE and bool(groups)))
+    return [_Atom(tuple(ws), text, space, any(map(_is_cjk, text))) for ws, text, space in groups]
+
+
+def _join_kind(previous: str, raw: str, core: str, spaced: bool) -> _Join:
+    before, after = previous[-1], core[0]
+    if spaced and raw[:1].isspace():
+        return _Join.SPACE
+    if not _may_start_line(after) or not _may_end_line(before):
+        return _Join.GLUE
+    if _unspaced(before) and _unspaced(after):
+        return _Join.TOUCH
+    return _Join.GLUE if spaced else _Join.SPACE
+
+
+def _join_atoms(atoms: Sequence[_Atom]) -> str:
+    return "".join((" " if a.space_before and i else "") + a.text for i, a in enumerate(atoms))
+
+
+def _drop_repeated_phrases(atoms: list[_Atom], rules: CueRules) -> list[_Atom]:
+    """Whisper loops repeat a phrase many times; drop it beyond max_repeats in a row."""
+    phrases: list[list[_Atom]] = []
+    for i, atom in enumerate(atoms):
+        if not phrases or _ends_phrase(atoms[i - 1], atom, rules):
+            phrases.append([])
+        phrases[-1].append(atom)
+    kept = _drop_repeats(phrases, lambda p: _norm(_join_atoms(p)), rules.max_repeats)
+    return [atom for phrase in kept for atom in phrase]
+
+
+def _ends_phrase(previous: _Atom, atom: _Atom, rules: CueRules) -> bool:
+    return _punct(previous.text) is _Punct.SENTENCE or atom.start - previous.end >= rules.pause_split
+
+
+def _drop_repeats(items: list[_T], key: Callable[[_T], str], max_repeats: int) -> list[_T]:
+    """Keep at most max_repeats consecutive items with the same key (0 keeps everything)."""
+    if max_repeats <= 0:
+        return items
+    out: list[_T] = []
+    last, run = "", 0
+    for item in items:
+        k = key(item)
+        run = run + 1 if out and k == last else 1
+        last = k
+        if run <= max_repeats:
+            out.append(item)
+    return out
+
+
+# --------------------------------------------------------------------------- cue boundaries
+
+
+class _LineFit:
+    """Greedy line packing grown one atom at a time; greedy gives the fewest lines."""
+
+    def __init__(self, rules: CueRules) -> None:
+        self.rules = rules
+        self.chars = 0
+        self.cjk = False
+        self._packs = {rules.max_line_chars: [0, 0], rules.max_line_chars_cjk: [0, 0]}  # lines, used
+
+    def add(self, atom: _Atom) -> None:
+        sep = 1 if self.chars and atom.space_before else 0
+        self.chars += sep + len(atom.text)
+        self.cjk = self.cjk or atom.cjk
+        for limit, pack in self._packs.items():
+            if pack[0] and pack[1] + sep + len(atom.text) <= limit:
+                pack[1] += sep + len(atom.text)
+            else:  # a word longer than the line gets a line of its own
+                pack[0], pack[1] = pack[0] + 1, len(atom.text)
+
+    @property
+    def limit(self) -> int:
+        return self.rules.max_line_chars_cjk if self.cjk else self.rules.max_line_chars
+
+    @property
+    def lines(self) -> int:
+        return self._packs[self.limit][0]
+
+
+def _boundary(previous: _Atom, nxt: _Atom, rules: CueRules) -> _Boundary:
+    punct = _punct(previous.text)
+    cut = _CUT_COST[punct]
+    keep = _KEEP_SENTENCE if punct is _Punct.SENTENCE else 0.0
+    gap = nxt.start - previous.end
+    if gap >= rules.pause_split:
+        cut -= _PAUSE_BONUS
+        keep += _KEEP_GAP_PER_S * (gap - rules.pause_split)
+    return _Boundary(cut, keep)
+
+
+def _split(atoms: Sequence[_Atom], rules: CueRules, hi: float | None) -> list[list[_Atom]]:
+    """Cheapest segmentation of the atoms into cues (dynamic programming over cut points)."""
+    boundaries = [_boundary(a, b, rules) for a, b in itertools.pairwise(atoms)]
+    best = [0.0] + [math.inf] * len(atoms)  # best[k]: cost of cueing atoms[:k]
+    back = [0] * (len(atoms) + 1)
+    for i in range(len(atoms)):
+        for j, cost in _cue_options(atoms, boundaries, i, rules, hi):
+            if best[i] + cost < best[j + 1]:
+                best[j + 1], back[j + 1] = best[i] + cost, i
+    groups = []
+    end = len(atoms)
+    while end:
+        groups.append(list(atoms[back[end] : end]))
+        end = back[end]
+    return groups[::-1]
+
+
+def _cue_options(
+    atoms: Sequence[_Atom], boundaries: Sequence[_Boundary], i: int, rules: CueRules, hi: float | None
+) -> Iterator[tuple[int, float]]:
+    """Yield (j, cost) for every cue atoms[i..j] within the hard limits; one atom always fits."""
+    fit = _LineFit(rules)
+    keep = 0.0
+    start = atoms[i].start
+    for j in range(i, len(atoms)):
+        fit.add(atoms[j])
+        if j > i:
+            if fit.lines > rules.max_lines or atoms[j].end - start > rules.max_duration:
+                return
+            keep += boundaries[j - 1].keep
+        yield j, keep + _cue_cost(atoms, boundaries, i, j, fit, rules, hi)
+
+
+def _cue_cost(
+    atoms: Sequence[_Atom],
+    boundaries: Sequence[_Boundary],
+    i: int,
+    j: int,
+    fit: _LineFit,
+    rules: CueRules,
+    hi: float | None,
+) -> float:
+    start = atoms[i].start
+    if j + 1 < len(atoms):
+        room_end = atoms[j + 1].start - rules.min_gap
+        cut = boundaries[j].cut
+        if room_end - start < _MIN_SHOW:
+            cut += _BAD_CUT_COST
+    else:
+        room_end, cut = (math.inf if hi is None else hi), 0.0
+    room = max(min(room_end - start, rules.max_duration), 1e-3)
+    cps = fit.chars / room
+    return (
+        cut
+        + _CUE_COST
+        + _FILL_COST * (fit.chars / (rules.max_lines * fit.limit)) ** 2
+        + _SHORT_COST * max(0.0, 1.0 - 2.0 * fit.chars / fit.limit)
+        + _SLOW_COST * max(0.0, cps / rules.max_cps - 1.0)
+    )
+
+
+def _merge_crowded(groups: list[list[_Atom]], rules: CueRules) -> list[list[_Atom]]:
+    """Merge a cue into the previous one when there is no time to show it on its own.
+
+    Only degenerate timestamps (many words at one instant) get here; the merged cue
+    may then exceed the line limits, but no word is lost and timing stays valid.
+    """
+    out: list[list[_Atom]] = []
+    for group in groups:
+        if out and group[0].start - out[-1][0].start < rules.min_gap + _MIN_SHOW:
+            out[-1] = out[-1] + group
+        else:
+            out.append(group)
+    return out
+
+
+# --------------------------------------------------------------------------- timing and lines
+
+
+def _timed_cues(groups: Sequence[list[_Atom]], rules: CueRules, hi: float | None) -> list[Cue]:
+    cues = []
+    for k, group in enumerate(groups):
+        start = group[0].start
+        limit = start + rules.max_duration
+        if k + 1 < len(groups):
+            limit = min(limit, groups[k + 1][0].start - rules.min_gap)
+        elif hi is not None:
+            limit = min(limit, hi)
+        text = _join_atoms(group)
+        wanted = max(
+            group[-1].end + rules.linger,  # let the eye finish the last word
+            start + rules.min_duration,
+            start + len(text) / rules.max_cps,  # reading speed: lengthen into the silence after
+            start + _MIN_SHOW,
+        )
+        end = min(wanted, limit)
+        limit_chars = rules.max_line_chars_cjk if any(a.cjk for a in group) else rules.max_line_chars
+        lines = _wrap(group, limit_chars, rules.max_lines)
+        cues.append(Cue(start, end, lines, tuple(w for a in group for w in a.words)))
+    return cues
+
+
+def _wrap(atoms: Sequence[_Atom], limit: int, max_lines: int) -> tuple[str, ...]:
+    """Fewest lines possible, balanced in length, preferring breaks after punctuation."""
+    greedy = _greedy_lines(atoms, limit)
+    if len(greedy) <= 1 or len(greedy) > max_lines:
+        return tuple(_join_atoms(line) for line in greedy)
+    return _balanced_lines(atoms, len(greedy), limit)
+
+
+def _greedy_lines(atoms: Sequence[_Atom], limit: int) -> list[list[_Atom]]:
+    lines: list[list[_Atom]] = []
+    for atom in atoms:
+        if lines and len(_join_atoms([*lines[-1], atom])) <= limit:
+            lines[-1].append(atom)
+        else:
+            lines.append([atom])
+    return lines
+
+
+def _balanced_lines(atoms: Sequence[_Atom], n_lines: int, limit: int) -> tuple[str, ...]:
+    """Split into exactly n_lines lines minimising the sum of squared lengths (so no stubs)."""
+    n = len(atoms)
+    # cost[k][i]: best cost of putting atoms[i:] on k lines; choice[k][i]: end of the first line.
+    cost = [[math.inf] * (n + 1) for _ in range(n_lines + 1)]
+    choice = [[n] * (n + 1) for _ in range(n_lines + 1)]
+    cost[0][n] = 0.0
+    for k in range(1, n_lines + 1):
+        for i in range(n - 1, -1, -1):
+            for end in range(i + 1, n + 1):
+                text = _join_atoms(atoms[i:end])
+                if len(text) > limit and end - i > 1:
+                    break
+                bonus = _LINE_BREAK_BONUS[_punct(atoms[end - 1].text)] * limit**2 if end < n else 0.0
+                total = len(text) ** 2 - bonus + cost[k - 1][end]
+                if total < cost[k][i]:
+                    cost[k][i], choice[k][i] = total, end
+    lines, i = [], 0
+    for k in range(n_lines, 0, -1):
+        lines.append(_join_atoms(atoms[i : choice[k][i]]))
+        i = choice[k][i]
+    return tuple(lines)
+
+
+def _shifted(cue: Cue, offset: float) -> Cue:
+    words = tuple(replace(w, start=w.start + offset, end=w.end + offset) for w in cue.words)
+    return replace(cue, start=cue.start + offset, end=cue.end + offset, words=words)

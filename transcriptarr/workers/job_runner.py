@@ -1,0 +1,374 @@
+"""One job, start to finish: media file in, sidecar subtitle out.
+
+probe -> choose the audio track -> extract it to 16 kHz PCM on disk -> source
+language (forced, track tag, or Whisper voting over windows) -> transcribe or
+translate in a thread -> cues -> atomic write next to the media.
+
+Every failure becomes a `JobFailure` whose message tells the user what
+happened to which file, and whether retrying can help.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import structlog
+
+from transcriptarr.db.models import Job, Stage, Task
+from transcriptarr.media.audio import (
+    AudioExtractError,
+    ExtractedAudio,
+    choose_audio_track,
+    extract_audio,
+    iter_chunks,
+)
+from transcriptarr.media.languages import normalize_language, whisper_code
+from transcriptarr.media.probe import MediaInfo, ProbeError, probe_media
+from transcriptarr.subtitles.cues import CueRules, build_cues
+from transcriptarr.subtitles.formats import render
+from transcriptarr.subtitles.registry import SubtitleRegistry
+from transcriptarr.subtitles.writer import SubtitleWriteError, may_write, sidecar_path, write_atomic
+from transcriptarr.workers.bundled_models import ModelLoadError
+from transcriptarr.workers.language import detect_language
+from transcriptarr.workers.models import ModelManager
+from transcriptarr.workers.presets import get_preset
+from transcriptarr.workers.transcribe import Transcript, TranscriptionCancelled, transcribe
+
+log = structlog.get_logger(__name__)
+T = TypeVar("T")
+
+AUDIO_EXTENSIONS = frozenset({".mp3", ".flac", ".m4a", ".m4b", ".aac", ".ogg", ".opus", ".wav", ".wma", ".alac"})
+# Work files of ours in the work folder; anything matching is removed at start-up.
+WORK_FILE_PREFIX = "job-"
+
+
+class JobFailure(Exception):
+    """The job cannot be done now (`permanent=False`: retry later) or ever."""
+
+    def __init__(self, message: str, *, permanent: bool) -> None:
+        super().__init__(message)
+        self.permanent = permanent
+
+
+class JobCancelled(Exception):
+    """The job was cancelled on request while it ran."""
+
+
+@dataclass
+class JobContext:
+    """What a running job shares with the worker that watches it.
+
+    `progress` and `stage` are written by the job (progress from the inference
+    thread) and read by the worker's heartbeat, which writes them to the
+    database at most about once a second.
+    """
+
+    job: Job
+    progress: float = 0.0  # 0..100
+    stage: Stage = Stage.PENDING
+    fields: dict[str, Any] = field(default_factory=dict)
+    cancelled: threading.Event = field(default_factory=threading.Event)
+
+    def enter(self, stage: Stage, **fields: Any) -> None:
+        self.stage = stage
+        self.fields.update(fields)
+        log.info("job_stage", job_id=self.job.id, path=self.job.media_path, stage=stage.value)
+
+    def on_progress(self, fraction: float) -> None:
+        self.progress = round(100.0 * max(0.0, min(1.0, fraction)), 1)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """A finished job: what was written (or stored), or why nothing was."""
+
+    result_path: str | None = None
+    result_text: str | None = None
+    skipped: str | None = None
+    fields: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    model: str
+    device: str = "auto"
+    cpu_fallback: bool = True
+    preferred_audio_languages: tuple[str, ...] = ()
+    force_language: str | None = None
+    subtitle_format: str = "srt"
+    code_style: str = "alpha2"
+    marker: str | None = None
+    overwrite_foreign: bool = False
+    file_mode: int | None = 0o644
+    uid: int | None = None
+    gid: int | None = None
+    work_dir: Path = Path("./data/work")
+    chunk_seconds: float = 1200.0
+    detect_window_seconds: float = 30.0
+    detect_offset_seconds: float = 120.0
+    detect_windows: int = 3
+    cue_rules: CueRules = field(default_factory=CueRules)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What to produce from which audio language."""
+
+    task: Task
+    source_language: str
+    target_language: str
+
+
+def plan_task(source: str, target: str | None) -> Plan | str:
+    """Whisper can transcribe, or translate into English; anything else is a reason to skip."""
+    if target is None or target == source:
+        return Plan(Task.TRANSCRIBE, source, source)
+    if target == "en":
+        return Plan(Task.TRANSLATE, source, "en")
+    return f"cannot make {target} subtitles from {source} audio: Whisper only transcribes, or translates into English"
+
+
+class JobRunner:
+    def __init__(self, config: EngineConfig, models: ModelManager, subtitles: SubtitleRegistry) -> None:
+        self.config = config
+        self.models = models
+        self.subtitles = subtitles
+        config.work_dir.mkdir(parents=True, exist_ok=True)
+
+    def remove_stale_work_files(self) -> list[Path]:
+        """Audio left behind by a process that was killed mid-job."""
+        stale = [p for p in self.config.work_dir.glob(f"{WORK_FILE_PREFIX}*") if p.is_file()]
+        for path in stale:
+            path.unlink(missing_ok=True)
+        return stale
+
+    async def run(self, ctx: JobContext, *, device: str | None = None) -> Outcome:
+        job = ctx.job
+        if job.media_path is None:
+            raise JobFailure(f"job {job.id} names no media file", permanent=True)
+        media = Path(job.media_path)
+        info = await self._probe(ctx, media)
+        stream, reason = choose_audio_track(info, self.config.preferred_audio_languages)
+        track = {"index": stream.index, "language": stream.raw_language, "reason": reason}
+        ctx.fields.update(media_duration=info.duration, details={**job.details, "audio_track": track})
+        log.info("audio_track_chosen", job_id=job.id, path=str(media), stream=stream.index, reason=reason)
+
+        known = self._known_language(stream.language)
+        if known is not None:
+            early = self._plan_or_skip(ctx, known, "audio track tag" if not self.config.force_language else "forced")
+            if isinstance(early, Outcome):
+                return early
+        target_path = self._target_path(media, job.target_language or known)
+        if target_path is not None and not await self._may_write(target_path):
+            return self._skip(
+                ctx,
+                f"{target_path} exists and was not written by Transcriptarr; "
+                "set OVERWRITE_FOREIGN_SUBTITLES=true to replace it",
+            )
+
+        ctx.enter(Stage.EXTRACTING_AUDIO)
+        work_file = self.config.work_dir / f"{WORK_FILE_PREFIX}{job.id}.pcm"
+        try:
+            audio = await self._extract(media, stream.index, work_file, info)
+            return await self._transcribe_and_write(ctx, media, audio, info, known, device)
+        finally:
+            work_file.unlink(missing_ok=True)
+
+    # --- steps ---
+    async def _probe(self, ctx: JobContext, media: Path) -> MediaInfo:
+        ctx.enter(Stage.PROBING)
+        try:
+            return await probe_media(media)
+        except ProbeError as exc:
+            raise JobFailure(str(exc), permanent=exc.permanent) from None
+
+    async def _extract(self, media: Path, index: int, dest: Path, info: MediaInfo) -> ExtractedAudio:
+        try:
+            return await extract_audio(media, index, dest)
+        except AudioExtractError as exc:
+            raise JobFailure(str(exc), permanent=exc.permanent) from None
+
+    def _known_language(self, tag: str | None) -> str | None:
+        forced = self.config.force_language
+        if forced:
+            return whisper_code(normalize_language(forced)) or forced
+        return whisper_code(tag) if tag else None
+
+    def _plan_or_skip(self, ctx: JobContext, source: str, how: str) -> Plan | Outcome:
+        plan = plan_task(source, ctx.job.target_language)
+        if isinstance(plan, str):
+            return self._skip(ctx, plan)
+        ctx.fields.update(source_language=source, task=plan.task.value)
+        ctx.fields["details"] = {**ctx.fields.get("details", {}), "language_from": how}
+        return plan
+
+    def _skip(self, ctx: JobContext, reason: str) -> Outcome:
+        log.info("job_skipped", job_id=ctx.job.id, path=ctx.job.media_path, reason=reason)
+        details = {**ctx.fields.get("details", ctx.job.details), "skipped": reason}
+        return Outcome(skipped=reason, fields={**ctx.fields, "details": details})
+
+    def _target_path(self, media: Path, language: str | None) -> Path | None:
+        if language is None:
+            return None
+        if media.suffix.lower() in AUDIO_EXTENSIONS:
+            return media.with_suffix(".lrc")
+        return sidecar_path(
+            media,
+            language,
+            self.config.subtitle_format,
+            code_style="alpha3" if self.config.code_style == "alpha3" else "alpha2",
+            marker=self.config.marker,
+        )
+
+    async def _may_write(self, path: Path) -> bool:
+        if not await asyncio.to_thread(path.exists):
+            return True
+        ours = await self.subtitles.is_ours(path)
+        return may_write(path, ours=ours, overwrite_foreign=self.config.overwrite_foreign)
+
+    async def _transcribe_and_write(
+        self,
+        ctx: JobContext,
+        media: Path,
+        audio: ExtractedAudio,
+        info: MediaInfo,
+        known: str | None,
+        device: str | None,
+    ) -> Outcome:
+        preset = get_preset(ctx.job.quality)
+        duration = audio.duration
+
+        def chunks() -> Any:
+            return ((c.offset, c.samples) for c in iter_chunks(audio, chunk_seconds=self.config.chunk_seconds))
+
+        try:
+            recognised, used_device = await self._with_model(
+                device, lambda model: self._recognise(ctx, model, chunks, duration, known, preset)
+            )
+        except ModelLoadError as exc:
+            raise JobFailure(str(exc), permanent=False) from None
+        if isinstance(recognised, Outcome):
+            return recognised
+        transcript, language = recognised
+
+        ctx.enter(Stage.WRITING)
+        cues = build_cues(transcript.words, self.config.cue_rules, duration=info.duration, speech=transcript.speech)
+        path = self._target_path(media, language)
+        assert path is not None
+        if not await self._may_write(path):
+            return self._skip(ctx, f"{path} appeared meanwhile and was not written by Transcriptarr")
+        fmt = "lrc" if path.suffix == ".lrc" else self.config.subtitle_format
+        text = render(cues, fmt, language=language)
+        try:
+            await asyncio.to_thread(
+                write_atomic, path, text, mode=self.config.file_mode, uid=self.config.uid, gid=self.config.gid
+            )
+        except SubtitleWriteError as exc:
+            raise JobFailure(str(exc), permanent=True) from None
+        await self.subtitles.record(path, media_path=str(media), language=language, job_id=ctx.job.id)
+        details = {
+            **ctx.fields.get("details", {}),
+            "cues": len(cues),
+            "words": len(transcript.words),
+            "model": self.config.model,
+            "device": used_device,
+            "preset": preset.name,
+        }
+        log.info("subtitle_written", job_id=ctx.job.id, path=str(media), subtitle=str(path), cues=len(cues))
+        return Outcome(result_path=str(path), fields={**ctx.fields, "details": details})
+
+    async def _recognise(
+        self,
+        ctx: JobContext,
+        model: Any,
+        chunks: Callable[[], Any],
+        duration: float,
+        known: str | None,
+        preset: Any,
+    ) -> tuple[Transcript, str] | Outcome:
+        """The transcript and the language it is in, or why there is nothing to do."""
+        source = known
+        if source is None:
+            ctx.enter(Stage.DETECTING_LANGUAGE)
+            guess = await self._in_thread(
+                ctx,
+                lambda: detect_language(
+                    model,
+                    chunks(),
+                    duration=duration,
+                    window_seconds=self.config.detect_window_seconds,
+                    offset_seconds=self.config.detect_offset_seconds,
+                    windows=self.config.detect_windows,
+                ),
+            )
+            if guess is None:
+                return self._skip(ctx, "no speech found in the audio track")
+            source = guess.code
+            ctx.fields.update(language_probability=guess.probability)
+            log.info(
+                "language_detected",
+                job_id=ctx.job.id,
+                path=ctx.job.media_path,
+                language=source,
+                probability=round(guess.probability, 3),
+                votes=guess.votes,
+            )
+            plan = self._plan_or_skip(ctx, source, "detected")
+            if isinstance(plan, Outcome):
+                return plan
+        plan_or_reason = plan_task(source, ctx.job.target_language)
+        assert not isinstance(plan_or_reason, str)
+        plan = plan_or_reason
+        ctx.enter(Stage.TRANSLATING if plan.task == Task.TRANSLATE else Stage.TRANSCRIBING)
+        transcript = await self._in_thread(
+            ctx,
+            lambda: transcribe(
+                model,
+                chunks(),
+                duration=duration,
+                task="translate" if plan.task == Task.TRANSLATE else "transcribe",
+                language=source,
+                preset=preset,
+                initial_prompt=ctx.job.options.get("initial_prompt"),
+                on_progress=ctx.on_progress,
+                should_cancel=ctx.cancelled.is_set,
+            ),
+        )
+        return transcript, plan.target_language
+
+    async def _with_model(self, device: str | None, work: Callable[[Any], Any]) -> tuple[Any, str]:
+        """Run `work(model)`; a GPU that runs out of memory or breaks falls back to CPU if allowed."""
+        chosen = device or self.config.device
+        try:
+            async with self.models.acquire(self.config.model, device=chosen) as model:
+                return await work(model), chosen
+        except RuntimeError as exc:
+            if not (_is_gpu_failure(exc) and self.config.cpu_fallback and chosen != "cpu"):
+                raise
+            log.warning("gpu_failed_falling_back_to_cpu", error=str(exc), device=chosen)
+            async with self.models.acquire(self.config.model, device="cpu") as model:
+                return await work(model), "cpu"
+
+    async def _in_thread(self, ctx: JobContext, work: Callable[[], T]) -> T:
+        """Blocking inference off the event loop; a cancelled caller stops it at the next segment."""
+        future = asyncio.ensure_future(asyncio.to_thread(work))
+        try:
+            return await asyncio.shield(future)
+        except asyncio.CancelledError:
+            ctx.cancelled.set()
+            with contextlib.suppress(BaseException):
+                await future
+            raise
+        except TranscriptionCancelled:
+            raise JobCancelled(f"job {ctx.job.id} cancelled during transcription") from None
+
+
+def _is_gpu_failure(exc: BaseException) -> bool:
+    text = str(exc).lower()
+    return "cuda" in text or "out of memory" in text or "cublas" in text or "cudnn" in text

@@ -1,0 +1,287 @@
+"""The worker pool: claim, run, report, finish; stop cleanly on request.
+
+Each worker is a coroutine that claims one job at a time. While a job runs, a
+heartbeat renews its lease and writes its progress (about once a second, never
+per segment) and learns whether someone asked to cancel it. Status writes after
+a job are shielded, so a shutdown cannot lose them.
+
+Shutdown: `stop` is set -> no more claims; running jobs get `grace_seconds` to
+finish, then are cancelled and handed back to the queue without counting the
+attempt.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import structlog
+
+from transcriptarr.db.models import Job, JobState
+from transcriptarr.queue.jobqueue import JobQueue
+from transcriptarr.queue.registry import WorkerRegistry
+from transcriptarr.workers.job_runner import JobCancelled, JobContext, JobFailure, Outcome
+
+log = structlog.get_logger(__name__)
+T = TypeVar("T")
+
+Runner = Callable[[JobContext, str], Awaitable[Outcome]]
+
+
+@dataclass
+class PoolSummary:
+    completed: int = 0
+    skipped: int = 0
+    failed: int = 0
+    retrying: int = 0
+    cancelled: int = 0
+    released: int = 0
+
+
+@dataclass(frozen=True)
+class PoolConfig:
+    node: str
+    devices: tuple[str, ...] = ("cpu",)
+    workers_per_device: int = 1
+    poll_seconds: float = 2.0
+    heartbeat_seconds: float = 1.0
+    grace_seconds: float = 30.0
+    max_job_seconds: float = 4 * 3600.0
+
+
+@dataclass
+class _Running:
+    ctx: JobContext
+    task: asyncio.Task[Outcome]
+    worker: str
+    lost: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class WorkerPool:
+    def __init__(self, queue: JobQueue, registry: WorkerRegistry, runner: Runner, config: PoolConfig) -> None:
+        self.queue = queue
+        self.registry = registry
+        self.runner = runner
+        self.config = config
+        self.summary = PoolSummary()
+        self._wakeup = asyncio.Event()
+        self._running: dict[str, _Running] = {}
+
+    def wake(self) -> None:
+        """A job was queued: idle workers look now instead of at their next poll."""
+        self._wakeup.set()
+
+    def busy(self) -> dict[str, JobContext]:
+        return {worker: running.ctx for worker, running in self._running.items()}
+
+    def workers(self) -> list[tuple[str, str]]:
+        """(worker id, device) of every worker this pool runs."""
+        return [
+            (f"{self.config.node}/{device}/{n}", device)
+            for device in self.config.devices
+            for n in range(self.config.workers_per_device)
+        ]
+
+    async def run(self, stop: asyncio.Event, *, once: bool = False) -> PoolSummary:
+        """Run every worker until `stop` is set (or, with `once`, until nothing is left to do)."""
+        workers = [
+            asyncio.create_task(self._worker(worker_id, device, stop, once), name=worker_id)
+            for worker_id, device in self.workers()
+        ]
+        finished: asyncio.Future[Any] = asyncio.ensure_future(asyncio.gather(*workers))
+        stopping: asyncio.Future[Any] = asyncio.ensure_future(stop.wait())
+        try:
+            await asyncio.wait({finished, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            if not finished.done():
+                log.info("workers_stopping", running=len(self._running), grace_seconds=self.config.grace_seconds)
+                done, _ = await asyncio.wait({finished}, timeout=self.config.grace_seconds)
+                if not done:
+                    for task in workers:
+                        task.cancel()
+                    await asyncio.gather(*workers, return_exceptions=True)
+            else:
+                finished.result()
+        finally:
+            stopping.cancel()
+        return self.summary
+
+    async def _worker(self, worker_id: str, device: str, stop: asyncio.Event, once: bool) -> None:
+        await self.registry.register(worker_id, self.config.node, device)
+        try:
+            while not stop.is_set():
+                try:
+                    jobs = await self.queue.claim(worker_id, self.config.node)
+                except Exception as exc:  # the database is away: keep the worker, try again
+                    log.warning("claim_failed", worker=worker_id, error=str(exc))
+                    await self._idle(stop)
+                    continue
+                if jobs:
+                    await self._process(worker_id, device, jobs[0])
+                    continue
+                if once and await self._nothing_left():
+                    return
+                await self._beat(worker_id, "idle", None)
+                await self._idle(stop)
+        finally:
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self.registry.unregister(worker_id))
+
+    async def _nothing_left(self) -> bool:
+        queued = await self.queue.list_jobs(states=[JobState.QUEUED, JobState.PROCESSING], limit=1)
+        return not queued and not self._running
+
+    async def _idle(self, stop: asyncio.Event) -> None:
+        self._wakeup.clear()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self.config.poll_seconds):
+                waits = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self._wakeup.wait())]
+                try:
+                    await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    for waiting in waits:
+                        waiting.cancel()
+
+    async def _beat(self, worker_id: str, state: str, job_id: int | None) -> None:
+        with contextlib.suppress(Exception):
+            await self.registry.beat(worker_id, state, job_id)
+
+    # --- one job ---
+    async def _process(self, worker_id: str, device: str, job: Job) -> None:
+        ctx = JobContext(job)
+        log.info("job_started", job_id=job.id, path=job.media_path, worker=worker_id, attempt=job.attempts)
+        started = time.monotonic()
+        task = asyncio.create_task(self._bounded(self.runner(ctx, device)))
+        running = _Running(ctx, task, worker_id)
+        self._running[worker_id] = running
+        heartbeat = asyncio.create_task(self._heartbeat(running))
+        await self._beat(worker_id, "busy", job.id)
+        try:
+            outcome = await task
+        except asyncio.CancelledError:
+            me = asyncio.current_task()
+            if me is not None and me.cancelling():
+                # The pool is shutting down past its grace period: hand the job back.
+                await self._settle(self.queue.release(job.id, worker_id), "released", job)
+                raise
+            if running.lost:
+                return  # another worker owns it now; nothing of ours to record
+            await self._settle(self.queue.acknowledge_cancel(job.id, worker_id), "cancelled", job)
+        except JobCancelled:
+            await self._settle(self.queue.acknowledge_cancel(job.id, worker_id), "cancelled", job)
+        except JobFailure as failure:
+            await self._failed(job, worker_id, ctx, str(failure), permanent=failure.permanent)
+        except TimeoutError:
+            reason = f"took longer than the maximum of {self.config.max_job_seconds / 60:g} minutes (MAX_JOB_MINUTES)"
+            await self._failed(job, worker_id, ctx, reason, permanent=True)
+        except Exception as exc:  # a bug or an unforeseen library error: retry, and say what it was
+            log.exception("job_crashed", job_id=job.id, path=job.media_path)
+            await self._failed(job, worker_id, ctx, f"unexpected error: {type(exc).__name__}: {exc}", permanent=False)
+        else:
+            await self._completed(job, worker_id, outcome, time.monotonic() - started)
+        finally:
+            heartbeat.cancel()
+            with contextlib.suppress(BaseException):
+                await heartbeat
+            self._running.pop(worker_id, None)
+            await self._beat(worker_id, "idle", None)
+
+    async def _bounded(self, work: Awaitable[Outcome]) -> Outcome:
+        async with asyncio.timeout(self.config.max_job_seconds):
+            return await work
+
+    async def _completed(self, job: Job, worker_id: str, outcome: Outcome, seconds: float) -> None:
+        fields = {k: v for k, v in outcome.fields.items() if k in _JOB_COLUMNS}
+        ok = await self._settle(
+            self.queue.complete(
+                job.id,
+                worker_id,
+                result_path=outcome.result_path,
+                result_text=outcome.result_text,
+                processing_seconds=round(seconds, 3),
+                **fields,
+            ),
+            "skipped" if outcome.skipped else "completed",
+            job,
+        )
+        duration = fields.get("media_duration")
+        log.info(
+            "job_finished",
+            job_id=job.id,
+            path=job.media_path,
+            result="skipped" if outcome.skipped else "completed",
+            reason=outcome.skipped,
+            subtitle=outcome.result_path,
+            media_seconds=duration,
+            processing_seconds=round(seconds, 2),
+            rtf=round(seconds / duration, 3) if duration else None,
+            language=fields.get("source_language"),
+            recorded=ok,
+        )
+
+    async def _failed(self, job: Job, worker_id: str, ctx: JobContext, reason: str, *, permanent: bool) -> None:
+        fields = {k: v for k, v in ctx.fields.items() if k in _JOB_COLUMNS}
+        state = await asyncio.shield(self.queue.fail(job.id, worker_id, reason, permanent=permanent, **fields))
+        if state == JobState.FAILED:
+            self.summary.failed += 1
+        elif state == JobState.QUEUED:
+            self.summary.retrying += 1
+        log.warning(
+            "job_failed",
+            job_id=job.id,
+            path=job.media_path,
+            stage=ctx.stage.value,
+            error=reason,
+            permanent=permanent,
+            next_state=state,
+        )
+
+    async def _settle(self, write: Awaitable[bool], kind: str, job: Job) -> bool:
+        """A status write that a shutdown must not interrupt."""
+        ok = await asyncio.shield(write)
+        setattr(self.summary, kind, getattr(self.summary, kind) + 1)
+        if not ok:
+            log.warning("job_lost_lease", job_id=job.id, path=job.media_path, outcome=kind)
+        return ok
+
+    async def _heartbeat(self, running: _Running) -> None:
+        """Renew the lease, write progress about once a second, notice cancel requests."""
+        ctx, job = running.ctx, running.ctx.job
+        written: tuple[float, str, int] | None = None
+        last_write = 0.0
+        renew_every = self.queue.lease.total_seconds() / 3
+        while True:
+            await asyncio.sleep(self.config.heartbeat_seconds)
+            state = (ctx.progress, ctx.stage.value, len(ctx.fields))
+            if state == written and time.monotonic() - last_write < renew_every:
+                continue
+            try:
+                status = await self.queue.report(
+                    job.id,
+                    running.worker,
+                    progress=ctx.progress,
+                    stage=ctx.stage,
+                    **{k: v for k, v in ctx.fields.items() if k in _JOB_COLUMNS},
+                )
+            except Exception as exc:  # database briefly away: the lease has slack for this
+                log.warning("heartbeat_failed", job_id=job.id, error=str(exc))
+                continue
+            written, last_write = state, time.monotonic()
+            if not status.owned:
+                log.warning("job_lease_lost", job_id=job.id, path=job.media_path)
+                running.lost = True
+                running.task.cancel()
+                return
+            if status.cancel_requested and not ctx.cancelled.is_set():
+                log.info("job_cancel_requested", job_id=job.id, path=job.media_path)
+                ctx.cancelled.set()
+                running.task.cancel()
+
+
+_JOB_COLUMNS = frozenset(
+    {"media_duration", "details", "source_language", "language_probability", "task", "target_language"}
+)
