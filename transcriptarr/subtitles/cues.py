@@ -93,7 +93,9 @@ DEFAULT_RULES: Final = CueRules()
 # Shortest cue ever emitted when timestamps leave no room; anything shorter is merged
 # into its neighbour instead, because a flash is unreadable.
 _MIN_SHOW: Final = 0.1
-# Pace at which words stamped at one instant are spread out (a brisk speaking rate).
+# Words starting closer than _CROWDED (faster than anyone speaks) were collapsed by the
+# aligner; they are spread out at _CROWD_STEP (a brisk speaking rate) where there is room.
+_CROWDED: Final = 0.05
 _CROWD_STEP: Final = 0.25
 
 # Costs of the boundary search. Only their order matters much: a cut after a sentence
@@ -101,10 +103,10 @@ _CROWD_STEP: Final = 0.25
 _CUT_COST: Final = (3.0, 1.0, 0.0)  # indexed by _Punct: none, clause, sentence
 _PAUSE_BONUS: Final = 0.75  # a pause makes any cut cheaper (keeps the order above)
 _KEEP_SENTENCE: Final = 0.6  # two sentences in one cue are fine, one per cue is nicer
-_KEEP_GAP_PER_S: Final = 2.0  # showing text through silence is bad, more so the longer it is
+_KEEP_GAP_PER_S: Final = 6.0  # showing text through silence is bad, more so the longer it is
 _CUE_COST: Final = 1.0  # per cue: avoids needless fragmentation
 _FILL_COST: Final = 1.5  # times fill ratio squared: convex, so splits come out balanced
-_SHORT_COST: Final = 1.0  # a cue shorter than half a line (a "stub") reads badly
+_SHORT_COST: Final = 0.5  # a cue shorter than half a line (a "stub") reads badly
 _SLOW_COST: Final = 2.0  # per unit of reading-speed excess
 _BAD_CUT_COST: Final = 1000.0  # a cut that leaves no time to show the cue (merged later)
 
@@ -350,7 +352,7 @@ def _make_monotonic(starts: list[float]) -> None:
 
 
 def _spread_crowds(starts: list[float], latest: float) -> None:
-    """Words stamped at one instant get spread at a speaking pace into the time after them.
+    """Words stamped (nearly) at one instant get spread at a speaking pace into the time after them.
 
     Whisper collapses words it cannot align onto one timestamp; left alone they could
     not be cut into separate cues, since every cue needs time to be read.
@@ -358,12 +360,12 @@ def _spread_crowds(starts: list[float], latest: float) -> None:
     i = 0
     while i < len(starts):
         k = i + 1
-        while k < len(starts) and starts[k] == starts[i]:
+        while k < len(starts) and starts[k] - starts[k - 1] < _CROWDED:
             k += 1
         room = (starts[k] if k < len(starts) else latest) - starts[i]
         step = min(room / (k - i), _CROWD_STEP)
         for t in range(1, k - i):
-            starts[i + t] = starts[i] + t * step
+            starts[i + t] = max(starts[i + t], starts[i] + t * step)
         i = k
 
 
@@ -413,7 +415,7 @@ def _join_kind(previous: str, raw: str, core: str, spaced: bool) -> _Join:
         return _Join.SPACE
     if not _may_start_line(after) or not _may_end_line(before):
         return _Join.GLUE
-    if _unspaced(before) and _unspaced(after):
+    if _unspaced(before) or _unspaced(after):  # CJK, Thai...: any character boundary may break
         return _Join.TOUCH
     return _Join.GLUE if spaced else _Join.SPACE
 
@@ -456,23 +458,25 @@ def _drop_repeats(items: list[_T], key: Callable[[_T], str], max_repeats: int) -
 
 
 class _LineFit:
-    """Greedy line packing grown one atom at a time; greedy gives the fewest lines."""
+    """Greedy line packing grown one atom at a time; greedy gives the fewest lines.
+
+    Packs for both line limits are kept, since one CJK word switches the cue to the CJK limit.
+    """
 
     def __init__(self, rules: CueRules) -> None:
         self.rules = rules
         self.chars = 0
         self.cjk = False
-        self._packs = {rules.max_line_chars: [0, 0], rules.max_line_chars_cjk: [0, 0]}  # lines, used
+        self._latin = (0, 0)  # (lines, characters on the last line)
+        self._cjk = (0, 0)
 
     def add(self, atom: _Atom) -> None:
         sep = 1 if self.chars and atom.space_before else 0
-        self.chars += sep + len(atom.text)
+        size = len(atom.text)
+        self.chars += sep + size
         self.cjk = self.cjk or atom.cjk
-        for limit, pack in self._packs.items():
-            if pack[0] and pack[1] + sep + len(atom.text) <= limit:
-                pack[1] += sep + len(atom.text)
-            else:  # a word longer than the line gets a line of its own
-                pack[0], pack[1] = pack[0] + 1, len(atom.text)
+        self._latin = _pack(self._latin, sep, size, self.rules.max_line_chars)
+        self._cjk = _pack(self._cjk, sep, size, self.rules.max_line_chars_cjk)
 
     @property
     def limit(self) -> int:
@@ -480,7 +484,14 @@ class _LineFit:
 
     @property
     def lines(self) -> int:
-        return self._packs[self.limit][0]
+        return self._cjk[0] if self.cjk else self._latin[0]
+
+
+def _pack(state: tuple[int, int], sep: int, size: int, limit: int) -> tuple[int, int]:
+    lines, used = state
+    if lines and used + sep + size <= limit:
+        return lines, used + sep + size
+    return lines + 1, size  # a word longer than the line gets a line of its own
 
 
 def _boundary(previous: _Atom, nxt: _Atom, rules: CueRules) -> _Boundary:
@@ -564,7 +575,7 @@ def _merge_crowded(groups: list[list[_Atom]], rules: CueRules) -> list[list[_Ato
     out: list[list[_Atom]] = []
     for group in groups:
         if out and group[0].start - out[-1][0].start < rules.min_gap + _MIN_SHOW:
-            out[-1] = out[-1] + group
+            out[-1].extend(group)
         else:
             out.append(group)
     return out
@@ -617,6 +628,12 @@ def _greedy_lines(atoms: Sequence[_Atom], limit: int) -> list[list[_Atom]]:
 def _balanced_lines(atoms: Sequence[_Atom], n_lines: int, limit: int) -> tuple[str, ...]:
     """Split into exactly n_lines lines minimising the sum of squared lengths (so no stubs)."""
     n = len(atoms)
+    offsets = list(itertools.accumulate((len(a.text) + (1 if a.space_before else 0) for a in atoms), initial=0))
+
+    def length(i: int, end: int) -> int:  # of atoms[i:end] on one line (no leading space)
+        return offsets[end] - offsets[i] - (1 if atoms[i].space_before else 0)
+
+    bonus = [_LINE_BREAK_BONUS[_punct(a.text)] * limit**2 for a in atoms]
     # cost[k][i]: best cost of putting atoms[i:] on k lines; choice[k][i]: end of the first line.
     cost = [[math.inf] * (n + 1) for _ in range(n_lines + 1)]
     choice = [[n] * (n + 1) for _ in range(n_lines + 1)]
@@ -624,11 +641,10 @@ def _balanced_lines(atoms: Sequence[_Atom], n_lines: int, limit: int) -> tuple[s
     for k in range(1, n_lines + 1):
         for i in range(n - 1, -1, -1):
             for end in range(i + 1, n + 1):
-                text = _join_atoms(atoms[i:end])
-                if len(text) > limit and end - i > 1:
+                size = length(i, end)
+                if size > limit and end - i > 1:
                     break
-                bonus = _LINE_BREAK_BONUS[_punct(atoms[end - 1].text)] * limit**2 if end < n else 0.0
-                total = len(text) ** 2 - bonus + cost[k - 1][end]
+                total = size**2 - (bonus[end - 1] if end < n else 0.0) + cost[k - 1][end]
                 if total < cost[k][i]:
                     cost[k][i], choice[k][i] = total, end
     lines, i = [], 0

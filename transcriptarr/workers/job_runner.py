@@ -33,7 +33,13 @@ from transcriptarr.media.probe import MediaInfo, ProbeError, probe_media
 from transcriptarr.subtitles.cues import CueRules, build_cues
 from transcriptarr.subtitles.formats import render
 from transcriptarr.subtitles.registry import SubtitleRegistry
-from transcriptarr.subtitles.writer import SubtitleWriteError, may_write, sidecar_path, write_atomic
+from transcriptarr.subtitles.writer import (
+    SubtitleWriteError,
+    may_write,
+    remove_stale_temp_files,
+    sidecar_path,
+    write_atomic,
+)
 from transcriptarr.workers.bundled_models import ModelLoadError
 from transcriptarr.workers.language import detect_language
 from transcriptarr.workers.models import ModelManager
@@ -259,10 +265,16 @@ class JobRunner:
 
         ctx.enter(Stage.WRITING)
         cues = build_cues(transcript.words, self.config.cue_rules, duration=info.duration, speech=transcript.speech)
+        ctx.fields.update(target_language=language)
+        if not cues:
+            # An empty subtitle would tell media servers and Bazarr "done"; say why instead.
+            return self._skip(ctx, "no speech was recognised in the audio track; no subtitle written")
         path = self._target_path(media, language)
         assert path is not None
         if not await self._may_write(path):
             return self._skip(ctx, f"{path} appeared meanwhile and was not written by Transcriptarr")
+        # Temp files of a write that a killed process never finished (an old one is never in flight).
+        await asyncio.to_thread(remove_stale_temp_files, path.parent, min_age=120.0)
         fmt = "lrc" if path.suffix == ".lrc" else self.config.subtitle_format
         text = render(cues, fmt, language=language)
         try:

@@ -54,10 +54,10 @@ def detect_language(
 
     ``audio`` is a whole array or ``(offset, samples)`` chunks (then give
     ``duration``). The first ``offset_seconds`` are skipped when at least
-    ``2 * windows * window_seconds`` remain after them (half of a film is
-    rarely speech); each window holds
-    ``window_seconds`` of speech; a last partial window counts when it has
-    ``min_speech_seconds``. Blocking: run it in a thread.
+    ``2 * windows * window_seconds`` remain after them, so that enough speech
+    is likely left. Each window holds ``window_seconds`` of speech; a last
+    partial window counts when it has ``min_speech_seconds``. Reads no more
+    audio than it needs. Blocking: run it in a thread.
     """
     if not model.model.is_multilingual:
         return LanguageGuess("en", 1.0)  # an English-only model knows no other language

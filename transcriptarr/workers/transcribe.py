@@ -45,8 +45,9 @@ class Transcript:
     ``Word.text`` is Whisper's token text, leading space included (" Hello"):
     join words with ``""`` and strip, which also works for languages written
     without spaces. ``speech`` lists the (start, end) regions the VAD kept,
-    or is None when the preset does not use VAD. ``language`` is None only
-    when it was not given and nothing was heard.
+    or is None when the preset does not use VAD. ``language`` is the spoken
+    language (the words are English after ``task="translate"``); it is None
+    only when it was not given and nothing was heard.
     """
 
     language: str | None
@@ -83,8 +84,8 @@ def transcribe(
     progress = _Progress(duration, on_progress)
     cancelled = should_cancel or _never
     pipeline: Any = BatchedInferencePipeline(model) if preset.batched else model
-    if language is None and not model.model.is_multilingual:
-        language = "en"  # English-only models cannot detect anything else
+    if not model.model.is_multilingual:
+        language = "en"  # what an English-only model hears, whatever was asked
     found = _Found(language)
     speech: list[tuple[float, float]] | None = [] if preset.vad_filter else None
 
@@ -178,7 +179,7 @@ class _Progress:
     def report(self, seconds: float) -> None:
         if self._callback is None:
             return
-        fraction = 1.0 if self._duration <= 0 else min(1.0, max(0.0, seconds / self._duration))
+        fraction = 1.0 if self._duration <= 0 else min(1.0, max(0.0, float(seconds) / self._duration))
         if fraction > self._last:
             self._last = fraction
             self._callback(fraction)
