@@ -160,8 +160,15 @@ def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
             payload = {
                 "queue": stats.as_dict(),
                 "workers": [
-                    {"id": w.id, "node": w.node, "device": w.device, "state": w.state, "job_id": w.job_id,
-                     "alive": w.alive, "heartbeat_at": w.heartbeat_at.isoformat()}
+                    {
+                        "id": w.id,
+                        "node": w.node,
+                        "device": w.device,
+                        "state": w.state,
+                        "job_id": w.job_id,
+                        "alive": w.alive,
+                        "heartbeat_at": w.heartbeat_at.isoformat(),
+                    }
                     for w in workers
                 ],
             }
@@ -209,8 +216,13 @@ def cmd_enqueue(settings: Settings, args: argparse.Namespace) -> int:
             task = Task(args.task) if args.task else Task.TRANSCRIBE
             result = await queue.enqueue(
                 NewJob(
-                    source=Source.MANUAL, task=task, media_path=str(path), media_size=stat.st_size,
-                    media_mtime=stat.st_mtime, target_language=target, priority=args.priority,
+                    source=Source.MANUAL,
+                    task=task,
+                    media_path=str(path),
+                    media_size=stat.st_size,
+                    media_mtime=stat.st_mtime,
+                    target_language=target,
+                    priority=args.priority,
                     quality=settings.quality,
                 )
             )

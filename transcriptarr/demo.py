@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import glob
 import shutil
 import subprocess
 import sys
@@ -142,13 +143,9 @@ def remove_demo_files(library: Path) -> None:
     shutil.rmtree(library / STATE_DIR, ignore_errors=True)
     for spec in DEMO_FILES:
         media = library / spec.name
-        sidecars = [p for p in library.glob(f"{_glob_escape(media.stem)}.*") if p.suffix in SUBTITLE_SUFFIXES]
+        sidecars = [p for p in library.glob(f"{glob.escape(media.stem)}.*") if p.suffix in SUBTITLE_SUFFIXES]
         for path in [media, partial_path(media), *sidecars]:
             path.unlink(missing_ok=True)
-
-
-def _glob_escape(text: str) -> str:
-    return "".join(f"[{c}]" if c in "*?[" else c for c in text)
 
 
 def make_library(library: Path) -> list[Path]:

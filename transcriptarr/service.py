@@ -118,6 +118,7 @@ async def build(settings: Settings) -> AsyncIterator[Components]:
                 devices=run_on,
                 workers_per_device=settings.workers,
                 max_job_seconds=settings.max_job_minutes * 60,
+                grace_seconds=settings.shutdown_grace_seconds,
             ),
         )
         try:

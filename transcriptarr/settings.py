@@ -116,6 +116,9 @@ class Settings(BaseSettings):
     cpu_fallback: bool = Field(True, description="Retry on CPU when the GPU fails (out of memory).")
     quality: Quality = Field(Quality.BALANCED, description="fast, balanced or best.")
     max_job_minutes: float = Field(240, gt=0, description="Longest a single transcription may run.")
+    shutdown_grace_seconds: float = Field(
+        30, ge=0, description="On SIGTERM, let running jobs finish this long, then hand them back to the queue."
+    )
 
     # --- languages ---
     target_languages: Annotated[list[str], NoDecode] = Field(

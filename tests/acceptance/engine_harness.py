@@ -57,3 +57,31 @@ def srt_text(path: Path) -> tuple[list[srt.Subtitle], str]:
 
 def wer(reference: str, hypothesis: str) -> float:
     return float(jiwer.wer(reference, hypothesis))
+
+
+# Distinct sentences: repeating one text verbatim looks like a Whisper loop and is dropped.
+SENTENCES = (
+    "Rivers carry water from the mountains to the sea, shaping valleys along the way.",
+    "Over thousands of years, the slow work of water turns rock into sand.",
+    "People have always built their towns beside rivers, for water, food and travel.",
+    "In spring the snow melts and the river rises over its banks.",
+    "Farmers welcome the flood, because it leaves rich soil on their fields.",
+    "Boats once carried grain, wood and stone down to the harbour.",
+    "Today most of that trade moves by road and rail instead.",
+    "Still, the river remains the heart of the old city.",
+    "Children learn to swim in its quiet bends during the summer.",
+    "Fishermen sit on the bridge at dawn and wait for a bite.",
+    "At night the lights of the houses shine on the dark water.",
+    "Nobody can say exactly how old the first bridge is.",
+)
+
+
+def long_speech(folder: Path, count: int) -> Path:
+    """`count` distinct spoken sentences (about four seconds each) in one WAV file."""
+    from tests.media_factory import concat_audio, speak
+
+    parts = [
+        speak(SENTENCES[i % len(SENTENCES)] + f" Part {i // len(SENTENCES) + 1}.", folder / f"s{i}.wav")
+        for i in range(count)
+    ]
+    return concat_audio(folder / "speech.wav", parts)

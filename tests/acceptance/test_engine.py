@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
+import itertools
 import shutil
 from pathlib import Path
 
 import pytest
 
-from tests.acceptance.engine_harness import JFK_TEXT, engine_settings, process, srt_text, wer
+from tests.acceptance.engine_harness import JFK_TEXT, engine_settings, long_speech, process, srt_text, wer
 from tests.media_factory import (
-    concat_audio,
     fixture_path,
     make_noise,
     make_silence,
@@ -38,7 +38,7 @@ async def test_jfk_movie_gets_an_accurate_english_srt(tmp_path: Path, jfk: Path)
     duration = media_duration(movie)
     starts = [cue.start.total_seconds() for cue in cues]
     assert starts == sorted(starts)
-    for cue, following in zip(cues, cues[1:], strict=False):
+    for cue, following in itertools.pairwise(cues):
         assert cue.end <= following.start
     assert all(0 <= cue.start.total_seconds() < cue.end.total_seconds() <= duration + 0.01 for cue in cues)
     assert job.source_language == "en" and job.media_duration == pytest.approx(duration, abs=0.1)
@@ -161,13 +161,7 @@ async def test_existing_foreign_subtitle_is_never_overwritten(tmp_path: Path, jf
 
 async def test_long_speech_is_split_into_readable_cues(tmp_path: Path) -> None:
     lib = _mkdir(tmp_path)
-    sentences = [
-        "Rivers carry water from the mountains to the sea, shaping valleys along the way.",
-        "Over thousands of years, the slow work of water turns rock into sand.",
-        "People have always built their towns beside rivers, for water, food and travel.",
-    ]
-    parts = [speak(text, tmp_path / f"s{i}.wav") for i, text in enumerate(sentences)]
-    speech = concat_audio(tmp_path / "speech.wav", parts * 3)
+    speech = long_speech(tmp_path, 10)
     movie = make_video(lib / "Rivers.mkv", [(speech, "eng", True)])
     [job] = await process(engine_settings(tmp_path), [movie])
     assert job.state == JobState.COMPLETED, job.error

@@ -135,12 +135,12 @@ def test_min_duration_never_overlaps_the_next_cue() -> None:
 
 def test_linger_after_the_last_word() -> None:
     # Slow speech: neither min_duration nor reading speed needs more than the words themselves.
-    cues = build_cues(words_from("We walked home slowly.", start=1.0, step=0.8) + [Word(10.0, 10.5, " Later.")])
+    cues = build_cues([*words_from("We walked home slowly.", start=1.0, step=0.8), Word(10.0, 10.5, " Later.")])
     assert cues[0].end == pytest.approx(1.0 + 4 * 0.8 + 0.3)
 
 
 def test_linger_stops_min_gap_before_the_next_cue() -> None:
-    words = words_from("We walked home slowly.", start=1.0, step=0.8) + [Word(4.25, 4.5, " Then")]
+    words = [*words_from("We walked home slowly.", start=1.0, step=0.8), Word(4.25, 4.5, " Then")]
     words += words_from("something else happened after that.", start=4.5)
     cues = build_cues(words)
     assert cut_after(cues)[0] == "slowly."
@@ -342,9 +342,12 @@ def test_overlapping_and_non_monotonic_timestamps() -> None:
 
 
 def test_non_finite_timestamps() -> None:
-    cues = build_cues([Word(0.0, 0.5, " a"), Word(math.nan, math.nan, " b"), Word(1.0, math.inf, " c.")])
+    words = [Word(0.0, 0.5, " a"), Word(math.nan, math.nan, " b"), Word(1.0, math.inf, " c."), Word(math.inf, 3, " d")]
+    cues = build_cues(words)
     assert_valid(cues)
-    assert [w.text for w in flat_words(cues)] == [" a", " b", " c."]
+    out = flat_words(cues)
+    assert [w.text for w in out] == [" a", " b", " c.", " d"]
+    assert all(math.isfinite(w.start) and math.isfinite(w.end) for w in out)
 
 
 # --------------------------------------------------------------------------- drops
@@ -435,8 +438,11 @@ def test_join_lines() -> None:
 
 
 TOKENS = st.sampled_from(
-    [" the", " a", " house", " running", " I", " don", "'t", " know.", " yes,", " really?", " —", " ok;"]
-    + [" Supercalifragilisticexpialidocious-and-then-some-more-letters", "今日", "は", "。", " 안녕하세요"]
+    [
+        *(" the", " a", " house", " running", " I", " don", "'t", " know.", " yes,", " really?", " —", " ok;"),
+        " Supercalifragilisticexpialidocious-and-then-some-more-letters",
+        *("今日", "は", "。", " 안녕하세요"),
+    ]
 )
 
 

@@ -108,7 +108,10 @@ def test_config_check_masks_secrets(tmp_path: Path) -> None:
     }
     result = subprocess.run(
         [sys.executable, "-m", "transcriptarr", "config", "check"],
-        cwd=tmp_path, env=env, capture_output=True, text=True,
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
     )
     assert result.returncode == 0, result.stderr
     assert "DATABASE_URL=postgresql://tr:***@db:5432/transcriptarr" in result.stdout

@@ -213,7 +213,7 @@ def build_cues(
     hi = None if duration is None else duration - offset
     if hi is not None and hi <= lo:
         return []
-    kept = [_sane(w) for w in words if w.text.strip()]
+    kept = [w for w in words if w.text.strip()]
     if speech is not None:
         kept = _inside_speech(kept, speech)
     atoms = _atoms(_repair_times(kept, lo, hi))
@@ -280,17 +280,6 @@ def _norm(text: str) -> str:
 # --------------------------------------------------------------------------- input repair
 
 
-def _sane(word: Word) -> Word:
-    """Finite times with end >= start (NaN becomes -inf and is then clamped)."""
-    start = word.start if math.isfinite(word.start) else -math.inf
-    end = word.end if math.isfinite(word.end) else start
-    return (
-        word
-        if (start, end) == (word.start, word.end) and end >= start
-        else replace(word, start=start, end=max(start, end))
-    )
-
-
 def _inside_speech(words: Sequence[Word], speech: Sequence[tuple[float, float]]) -> list[Word]:
     """Drop words touching no speech region; trim the others to the regions they touch."""
     regions = _merge_regions(speech)
@@ -320,12 +309,14 @@ def _repair_times(words: Sequence[Word], lo: float, hi: float | None) -> list[Wo
     """Clamp into the media and make times monotonic and non-overlapping, keeping the text order.
 
     Whisper's text order is reliable, its timestamps less so, so words are never reordered.
+    Non-finite times count as unknown (NaN start; an unknown end is the start).
     """
     # The latest start that still leaves a moment to show the word before the media ends.
     latest = math.inf if hi is None else max(lo, hi - _MIN_SHOW)
-    starts = [min(max(w.start, lo), latest) for w in words]
-    ends = [min(max(w.end, lo), math.inf if hi is None else hi) for w in words]
-    _make_monotonic(starts)
+    top = math.inf if hi is None else hi
+    starts = [min(max(w.start, lo), latest) if math.isfinite(w.start) else math.nan for w in words]
+    ends = [min(max(w.end, lo), top) if math.isfinite(w.end) else -math.inf for w in words]
+    _make_monotonic(starts, lo)
     _spread_crowds(starts, latest)
     out = []
     for i, w in enumerate(words):
@@ -335,20 +326,21 @@ def _repair_times(words: Sequence[Word], lo: float, hi: float | None) -> list[Wo
     return out
 
 
-def _make_monotonic(starts: list[float]) -> None:
-    """Trust the longest non-decreasing run of start times; pull outliers between their neighbours.
+def _make_monotonic(starts: list[float], lo: float) -> None:
+    """Trust the longest non-decreasing run of start times; pull the others between their neighbours.
 
     One wild timestamp (high or low) thus moves only its own word, not everything after it.
     """
-    trusted = _longest_non_decreasing(starts)
+    trusted = _longest_non_decreasing(starts)  # NaN (unknown) is never trusted
     next_trusted = math.inf
     for i in reversed(range(len(starts))):  # an outlier may not start after the next trusted word...
         if trusted[i]:
             next_trusted = starts[i]
-        else:
-            starts[i] = min(starts[i], next_trusted)
-    for i in range(1, len(starts)):  # ...nor before the word said just before it
-        starts[i] = max(starts[i], starts[i - 1])
+        elif not starts[i] <= next_trusted:  # (also true for NaN)
+            starts[i] = next_trusted
+    previous = lo
+    for i, start in enumerate(starts):  # ...nor before the word said just before it
+        starts[i] = previous = start if previous <= start < math.inf else previous
 
 
 def _spread_crowds(starts: list[float], latest: float) -> None:
@@ -375,6 +367,8 @@ def _longest_non_decreasing(values: Sequence[float]) -> list[bool]:
     tail_at: list[int] = []
     previous = [-1] * len(values)
     for i, v in enumerate(values):
+        if math.isnan(v):
+            continue
         k = bisect.bisect_right(tails, v)
         previous[i] = tail_at[k - 1] if k else -1
         if k == len(tails):
@@ -397,16 +391,23 @@ def _atoms(words: Sequence[Word]) -> list[_Atom]:
     """Group words into atoms; cues and lines are only ever cut between atoms."""
     # faster-whisper marks word starts with a leading space; without any, words are bare tokens.
     spaced = any(w.text[:1].isspace() for w in words[1:])
-    groups: list[tuple[list[Word], str, bool]] = []
+    members: list[list[Word]] = []
+    texts: list[str] = []
+    space_before: list[bool] = []
     for w in words:
         core = " ".join(w.text.split())
-        join = _join_kind(groups[-1][1], w.text, core, spaced) if groups else _Join.SPACE
+        join = _join_kind(texts[-1], w.text, core, spaced) if texts else _Join.SPACE
         if join is _Join.GLUE:
-            groups[-1][0].append(w)
-            groups[-1] = (groups[-1][0], groups[-1][1] + core, groups[-1][2])
+            members[-1].append(w)
+            texts[-1] += core
         else:
-            groups.append(([w], core, join is _Join.SPACE and bool(groups)))
-    return [_Atom(tuple(ws), text, space, any(map(_is_cjk, text))) for ws, text, space in groups]
+            space_before.append(join is _Join.SPACE and bool(texts))
+            members.append([w])
+            texts.append(core)
+    return [
+        _Atom(tuple(ws), text, space, any(map(_is_cjk, text)))
+        for ws, text, space in zip(members, texts, space_before, strict=True)
+    ]
 
 
 def _join_kind(previous: str, raw: str, core: str, spaced: bool) -> _Join:
@@ -547,6 +548,7 @@ def _cue_cost(
     rules: CueRules,
     hi: float | None,
 ) -> float:
+    """Cost of showing atoms[i..j] as one cue and cutting after it (lower is better)."""
     start = atoms[i].start
     if j + 1 < len(atoms):
         room_end = atoms[j + 1].start - rules.min_gap

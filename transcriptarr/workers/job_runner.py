@@ -264,7 +264,11 @@ class JobRunner:
         transcript, language = recognised
 
         ctx.enter(Stage.WRITING)
-        cues = build_cues(transcript.words, self.config.cue_rules, duration=info.duration, speech=transcript.speech)
+        # No `offset`: extraction pads a late-starting stream, so the words are on the media's timeline.
+        # Cue building is pure CPU work (about a second for a feature film): off the event loop.
+        cues = await asyncio.to_thread(
+            build_cues, transcript.words, self.config.cue_rules, duration=info.duration, speech=transcript.speech
+        )
         ctx.fields.update(target_language=language)
         if not cues:
             # An empty subtitle would tell media servers and Bazarr "done"; say why instead.
@@ -276,7 +280,7 @@ class JobRunner:
         # Temp files of a write that a killed process never finished (an old one is never in flight).
         await asyncio.to_thread(remove_stale_temp_files, path.parent, min_age=120.0)
         fmt = "lrc" if path.suffix == ".lrc" else self.config.subtitle_format
-        text = render(cues, fmt, language=language)
+        text = await asyncio.to_thread(render, cues, fmt, language=language)
         try:
             await asyncio.to_thread(
                 write_atomic, path, text, mode=self.config.file_mode, uid=self.config.uid, gid=self.config.gid

@@ -128,14 +128,13 @@ def speech_regions(
 
 
 def _looks_made_up(segment: Any, preset: Preset) -> bool:
-    """Whisper's own silence and repetition tests, applied to the final segment.
+    """Whisper's own no-speech test, which the batched pipeline computes but skips.
 
-    The sequential pipeline already drops silent windows, but the batched one
-    skips both tests; and a window still repetitive after every fallback
-    temperature is a loop, not dialogue.
+    (The sequential pipeline has already dropped such windows.) Repetitive
+    text is deliberately not dropped here: a song's chorus or a repeated line
+    compresses like a loop, so loops are left to the cue builder's repeat filter.
     """
-    silent = segment.no_speech_prob > preset.no_speech_threshold and segment.avg_logprob < preset.log_prob_threshold
-    return bool(silent or segment.compression_ratio > preset.compression_ratio_threshold)
+    return bool(segment.no_speech_prob > preset.no_speech_threshold and segment.avg_logprob < preset.log_prob_threshold)
 
 
 class _Found:
