@@ -13,6 +13,7 @@ import structlog
 
 from transcriptarr.db.database import Database
 from transcriptarr.logs import configure_logging
+from transcriptarr.queue.events import JobEvents
 from transcriptarr.queue.jobqueue import JobQueue
 from transcriptarr.queue.maintenance import keep_queue_healthy
 from transcriptarr.queue.registry import WorkerRegistry
@@ -39,6 +40,7 @@ class Components:
     models: ModelManager
     runner: JobRunner
     pool: WorkerPool
+    events: JobEvents
 
 
 def devices(settings: Settings) -> tuple[str, ...]:
@@ -109,6 +111,7 @@ async def build(settings: Settings) -> AsyncIterator[Components]:
         async def run_job(ctx: JobContext, device: str) -> Outcome:
             return await runner.run(ctx, device=device)
 
+        events = JobEvents()
         pool = WorkerPool(
             queue,
             workers,
@@ -120,9 +123,10 @@ async def build(settings: Settings) -> AsyncIterator[Components]:
                 max_job_seconds=settings.max_job_minutes * 60,
                 grace_seconds=settings.shutdown_grace_seconds,
             ),
+            events,
         )
         try:
-            yield Components(settings, db, queue, workers, subtitles, models, runner, pool)
+            yield Components(settings, db, queue, workers, subtitles, models, runner, pool, events)
         finally:
             await models.aclose()
     finally:

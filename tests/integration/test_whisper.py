@@ -134,6 +134,15 @@ def test_jfk_is_transcribed_accurately(tiny_en: Any, jfk: Audio, preset: str) ->
     assert result.words[0].start < 1.0 and result.words[-1].end > 9.5
 
 
+@pytest.mark.parametrize("preset", ["fast", "balanced"])
+def test_repeated_lines_are_kept(tiny_en: Any, jfk: Audio, preset: str) -> None:
+    # Three times the same sentence compresses like a repetition loop; it is still real speech.
+    gap = np.zeros(SAMPLE_RATE, dtype=np.float32)
+    audio = np.concatenate([jfk, gap, jfk, gap, jfk])
+    result = transcribe(tiny_en, whole(audio), duration=seconds(audio), preset=get_preset(preset))
+    assert jiwer.wer(" ".join([JFK_TEXT] * 3), normalize(result.text)) <= 0.15, result.text
+
+
 def test_chunk_offsets_make_times_absolute(tiny_en: Any, jfk: Audio) -> None:
     pause = np.zeros(5 * SAMPLE_RATE, dtype=np.float32)
     chunks = [(0.0, pause), (5.0, jfk), (5.0 + seconds(jfk), jfk)]

@@ -33,6 +33,7 @@ from transcriptarr.media.probe import MediaInfo, ProbeError, probe_media
 from transcriptarr.subtitles.cues import CueRules, build_cues
 from transcriptarr.subtitles.formats import render
 from transcriptarr.subtitles.registry import SubtitleRegistry
+from transcriptarr.subtitles.stored import dump_cues
 from transcriptarr.subtitles.writer import (
     SubtitleWriteError,
     may_write,
@@ -156,8 +157,10 @@ class JobRunner:
 
     async def run(self, ctx: JobContext, *, device: str | None = None) -> Outcome:
         job = ctx.job
+        if job.upload_path is not None:
+            return await self._run_upload(ctx, Path(job.upload_path), device)
         if job.media_path is None:
-            raise JobFailure(f"job {job.id} names no media file", permanent=True)
+            raise JobFailure(f"job {job.id} names neither a media file nor an upload", permanent=True)
         media = Path(job.media_path)
         info = await self._probe(ctx, media)
         stream, reason = choose_audio_track(info, self.config.preferred_audio_languages)
@@ -185,6 +188,47 @@ class JobRunner:
             return await self._transcribe_and_write(ctx, media, audio, info, known, device)
         finally:
             work_file.unlink(missing_ok=True)
+
+    async def _run_upload(self, ctx: JobContext, upload: Path, device: str | None) -> Outcome:
+        """A Bazarr request: audio uploaded to the spool; the result is stored, not written next to media."""
+        job = ctx.job
+        if not await asyncio.to_thread(upload.is_file):
+            raise JobFailure(f"the uploaded audio of job {job.id} is gone ({upload}); ask again", permanent=True)
+        work_file = self.config.work_dir / f"{WORK_FILE_PREFIX}{job.id}.pcm"
+        try:
+            if job.options.get("encode", False):
+                info = await self._probe(ctx, upload)
+                stream, _ = choose_audio_track(info, self.config.preferred_audio_languages)
+                ctx.enter(Stage.EXTRACTING_AUDIO)
+                audio = await self._extract(upload, stream.index, work_file, info)
+            else:
+                audio = ExtractedAudio.from_pcm_file(upload)
+            ctx.fields.update(media_duration=audio.duration)
+            known = whisper_code(job.source_language) if job.source_language else None
+            recognised, _ = await self._with_model(
+                device,
+                lambda model: self._recognise(
+                    ctx,
+                    model,
+                    lambda: _chunks(audio, self.config.chunk_seconds),
+                    audio.duration,
+                    known,
+                    get_preset(job.quality),
+                ),
+            )
+        except ModelLoadError as exc:
+            raise JobFailure(str(exc), permanent=False) from None
+        finally:
+            work_file.unlink(missing_ok=True)
+        if isinstance(recognised, Outcome):  # no speech: an empty result, stored like any other
+            return Outcome(result_text=dump_cues([], None), skipped=recognised.skipped, fields=recognised.fields)
+        transcript, language = recognised
+        cues = await asyncio.to_thread(
+            build_cues, transcript.words, self.config.cue_rules, duration=audio.duration, speech=transcript.speech
+        )
+        ctx.fields.update(target_language=language)
+        details = {**ctx.fields.get("details", job.details), "cues": len(cues), "words": len(transcript.words)}
+        return Outcome(result_text=dump_cues(cues, language), fields={**ctx.fields, "details": details})
 
     # --- steps ---
     async def _probe(self, ctx: JobContext, media: Path) -> MediaInfo:
@@ -251,7 +295,7 @@ class JobRunner:
         duration = audio.duration
 
         def chunks() -> Any:
-            return ((c.offset, c.samples) for c in iter_chunks(audio, chunk_seconds=self.config.chunk_seconds))
+            return _chunks(audio, self.config.chunk_seconds)
 
         try:
             recognised, used_device = await self._with_model(
@@ -383,6 +427,10 @@ class JobRunner:
             raise
         except TranscriptionCancelled:
             raise JobCancelled(f"job {ctx.job.id} cancelled during transcription") from None
+
+
+def _chunks(audio: ExtractedAudio, chunk_seconds: float) -> Any:
+    return ((chunk.offset, chunk.samples) for chunk in iter_chunks(audio, chunk_seconds=chunk_seconds))
 
 
 def _is_gpu_failure(exc: BaseException) -> bool:

@@ -17,11 +17,13 @@ import contextlib
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TypeVar
 
 import structlog
 
-from transcriptarr.db.models import Job, JobState
+from transcriptarr.db.models import FINISHED_STATES, Job, JobState
+from transcriptarr.queue.events import JobEvents
 from transcriptarr.queue.jobqueue import JobQueue
 from transcriptarr.queue.registry import WorkerRegistry
 from transcriptarr.workers.job_runner import JobCancelled, JobContext, JobFailure, Outcome
@@ -63,8 +65,16 @@ class _Running:
 
 
 class WorkerPool:
-    def __init__(self, queue: JobQueue, registry: WorkerRegistry, runner: Runner, config: PoolConfig) -> None:
+    def __init__(
+        self,
+        queue: JobQueue,
+        registry: WorkerRegistry,
+        runner: Runner,
+        config: PoolConfig,
+        events: JobEvents | None = None,
+    ) -> None:
         self.queue = queue
+        self.events = events or JobEvents()
         self.registry = registry
         self.runner = runner
         self.config = config
@@ -160,6 +170,7 @@ class WorkerPool:
         self._running[worker_id] = running
         heartbeat = asyncio.create_task(self._heartbeat(running))
         await self._beat(worker_id, "busy", job.id)
+        self.events.publish("job_started", job_id=job.id, worker=worker_id, path=job.media_path)
         try:
             outcome = await task
         except asyncio.CancelledError:
@@ -188,7 +199,16 @@ class WorkerPool:
             with contextlib.suppress(BaseException):
                 await heartbeat
             self._running.pop(worker_id, None)
+            await self._finished(job)
             await self._beat(worker_id, "idle", None)
+
+    async def _finished(self, job: Job) -> None:
+        """Tell listeners; drop the spooled upload once its job has ended for good."""
+        with contextlib.suppress(Exception):
+            current = await asyncio.shield(self.queue.get(job.id))
+            self.events.publish("job_finished", job_id=job.id, state=current.state, error=current.error)
+            if job.upload_path and current.state in FINISHED_STATES:
+                await asyncio.to_thread(Path(job.upload_path).unlink, missing_ok=True)
 
     async def _bounded(self, work: Awaitable[Outcome]) -> Outcome:
         async with asyncio.timeout(self.config.max_job_seconds):
@@ -271,6 +291,7 @@ class WorkerPool:
                 log.warning("heartbeat_failed", job_id=job.id, error=str(exc))
                 continue
             written, last_write = state, time.monotonic()
+            self.events.publish("job_progress", job_id=job.id, stage=ctx.stage.value, progress=ctx.progress)
             if not status.owned:
                 log.warning("job_lease_lost", job_id=job.id, path=job.media_path)
                 running.lost = True
