@@ -200,3 +200,43 @@ def _unmount(target: Path) -> None:
     import subprocess
 
     subprocess.run(["umount", str(target)], check=True)
+
+
+async def test_multilingual_model_detects_language_and_translates_to_english(tmp_path: Path) -> None:
+    lib = _mkdir(tmp_path)
+    german = speak(
+        "Guten Morgen, wie geht es dir heute? Das Wetter ist sehr schön. "
+        "Ich möchte heute in den Park gehen und mit meinen Freunden spielen.",
+        tmp_path / "de.wav",
+        voice="de",
+    )
+    spanish = speak(
+        "Buenos días, ¿cómo estás hoy? Hace muy buen tiempo. Quiero ir al parque con mis amigos esta tarde.",
+        tmp_path / "es.wav",
+        voice="es",
+    )
+    german_movie = make_video(lib / "Der Film.mkv", [(german, None, True)])  # untagged: detection decides
+    spanish_movie = make_video(lib / "La Pelicula.mkv", [(spanish, None, True)])
+    settings = engine_settings(tmp_path, whisper_model="bundled:base", target_languages="en")
+    (translated,) = await process(settings, [german_movie], target_language="en")
+    (original,) = await process(settings, [spanish_movie])
+
+    assert translated.state == JobState.COMPLETED, translated.error
+    assert translated.source_language == "de" and translated.task == "translate"
+    assert translated.details["language_from"] == "detected"
+    _, english = srt_text(lib / "Der Film.en.srt")
+    assert len({"good", "morning", "park", "friends", "weather", "today", "nice"} & set(english.split())) >= 3, english
+
+    assert original.state == JobState.COMPLETED, original.error
+    assert original.source_language == "es" and original.task == "transcribe"
+    _, spanish_words = srt_text(lib / "La Pelicula.es.srt")
+    assert len({"buenos", "días", "parque", "amigos", "tiempo", "hoy"} & set(spanish_words.split())) >= 3, spanish_words
+
+
+async def test_english_only_model_skips_what_it_cannot_produce(tmp_path: Path, jfk: Path) -> None:
+    lib = _mkdir(tmp_path)
+    movie = make_video(lib / "Kennedy.mkv", [(jfk, "eng", True)])
+    [job] = await process(engine_settings(tmp_path), [movie], target_language="de")
+    assert job.state == JobState.COMPLETED
+    assert "cannot make de subtitles from en audio" in job.details["skipped"]
+    assert not list(lib.glob("*.srt"))
