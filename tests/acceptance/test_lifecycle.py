@@ -26,8 +26,8 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture
 def long_movie(tmp_path: Path) -> Path:
-    """About two minutes of speech: long enough to interrupt mid-transcription."""
-    speech = long_speech(tmp_path, 24)
+    """About fifty seconds of speech: long enough to interrupt mid-transcription."""
+    speech = long_speech(tmp_path, 12)
     lib = tmp_path / "lib"
     lib.mkdir()
     return make_video(lib / "Long Film.mkv", [(speech, "eng", True)])
