@@ -18,6 +18,7 @@ from transcriptarr.queue.jobqueue import JobQueue
 from transcriptarr.queue.maintenance import keep_queue_healthy
 from transcriptarr.queue.registry import WorkerRegistry
 from transcriptarr.settings import Settings
+from transcriptarr.subtitles.cues import CueRules
 from transcriptarr.subtitles.registry import SubtitleRegistry
 from transcriptarr.workers.job_runner import EngineConfig, JobContext, JobRunner, Outcome
 from transcriptarr.workers.models import ModelManager, WhisperLoader, resolve_device
@@ -68,6 +69,15 @@ def engine_config(settings: Settings) -> EngineConfig:
         uid=settings.puid,
         gid=settings.pgid,
         work_dir=settings.data_dir / "work",
+        cue_rules=CueRules(
+            max_lines=settings.cue_max_lines,
+            max_line_chars=settings.cue_max_line_chars,
+            max_line_chars_cjk=settings.cue_max_line_chars_cjk,
+            max_duration=settings.cue_max_seconds,
+            min_duration=min(settings.cue_min_seconds, settings.cue_max_seconds),
+            min_gap=settings.cue_min_gap_seconds,
+            max_cps=settings.cue_max_cps,
+        ),
     )
 
 

@@ -141,6 +141,15 @@ class Settings(BaseSettings):
     pgid: int | None = Field(None, ge=0, description="Owner gid of written files.")
     file_mode: str = Field("0644", description="Permissions of written subtitle files (octal).")
 
+    # --- cues (docs/cues.md) ---
+    cue_max_lines: int = Field(2, ge=1, le=4, description="Lines per subtitle cue.")
+    cue_max_line_chars: int = Field(42, ge=10, description="Characters per line (Latin scripts).")
+    cue_max_line_chars_cjk: int = Field(16, ge=4, description="Characters per line (Chinese, Japanese, Korean).")
+    cue_max_seconds: float = Field(7.0, gt=0, description="Longest time a cue stays on screen.")
+    cue_min_seconds: float = Field(0.8, ge=0, description="Shortest time a cue stays on screen, room allowing.")
+    cue_min_gap_seconds: float = Field(0.08, ge=0, description="Gap between two cues.")
+    cue_max_cps: float = Field(20.0, gt=0, description="Reading speed limit in characters per second.")
+
     # --- HTTP ---
     http_host: str = Field("0.0.0.0", description="Address the HTTP server binds.")  # noqa: S104
     http_port: int = Field(9000, ge=1, le=65535, description="Port of the HTTP server.")

@@ -50,7 +50,8 @@ def render_markdown() -> str:
     rows = ["| variable | default | meaning |", "|---|---|---|"]
     for name, field in Settings.model_fields.items():
         default = _default(name, field).replace("|", "\\|")
-        rows.append(f"| `{name.upper()}` | `{default}` | {field.description} |")
+        meaning = (field.description or "").replace("|", "\\|")
+        rows.append(f"| `{name.upper()}` | `{default}` | {meaning} |")
     return "\n".join(rows) + "\n"
 
 
