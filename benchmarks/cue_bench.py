@@ -53,7 +53,7 @@ def shape(items: list[tuple[float, float, list[str]]]) -> Shape:
     durations = [end - start for start, end, _ in items]
     over = 0
     max_cps = 0.0
-    for (start, end, lines), duration in zip(items, durations, strict=True):
+    for (_, _, lines), duration in zip(items, durations, strict=True):
         chars = sum(len(line) for line in lines)
         cps = chars / duration if duration > 0 else float("inf")
         max_cps = max(max_cps, cps)

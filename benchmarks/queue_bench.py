@@ -14,6 +14,9 @@ throwaway server started by tests/servers.py in a temporary directory (tuned for
 tests: no fsync), in a database created for the run; --url must name an empty
 database. Transient database errors (e.g. a deadlock) are retried and counted.
 
+Throughput depends on what else the machine is doing, so the CPU time spent per job
+is printed too: by this process, and (Linux, throwaway server only) by the server.
+
 The last line is machine-readable:
     RESULT backend=<b> jobs_per_s=<x> double_claims=<n> enqueue_per_s=<y> ...
 """
@@ -22,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 import tempfile
 import time
@@ -51,6 +55,12 @@ BENCH_DATABASE = "transcriptarr_bench"
 MAX_RETRIES = 20
 
 
+@dataclass(frozen=True)
+class Target:
+    url: str  # user-style
+    server_dir: Path | None = None  # set when we started the server ourselves
+
+
 @dataclass
 class Run:
     """What the claimers saw."""
@@ -71,14 +81,37 @@ class Run:
         return await operation()
 
 
+def server_cpu_seconds(server_dir: Path | None) -> float | None:
+    """CPU time used so far by the server processes living in `server_dir` (and their children)."""
+    proc = Path("/proc")
+    if server_dir is None or not proc.is_dir():
+        return None
+    marker, ticks = str(server_dir).encode(), os.sysconf("SC_CLK_TCK")
+    stats: dict[int, tuple[int, float]] = {}  # pid -> (parent pid, cpu seconds)
+    roots = set()
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue  # gone meanwhile
+        fields = stat[stat.rindex(")") + 2 :].split()
+        stats[int(entry.name)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / ticks)
+        if marker in cmdline:
+            roots.add(int(entry.name))
+    return sum(cpu for pid, (parent, cpu) in stats.items() if pid in roots or parent in roots)
+
+
 @contextmanager
-def database_url(backend: str, url: str | None, workdir: Path) -> Iterator[str]:
-    """A user-style URL to an empty database for the run (a throwaway server if needed)."""
+def database(backend: str, url: str | None, workdir: Path) -> Iterator[Target]:
+    """An empty database for the run, on a throwaway server if needed."""
     if url is not None:
-        yield url
+        yield Target(url)
         return
     if backend == "sqlite":
-        yield f"sqlite:///{workdir / 'bench.db'}"
+        yield Target(f"sqlite:///{workdir / 'bench.db'}")
         return
     started = time.perf_counter()
     server: RunningServer = start_postgres(workdir) if backend == "postgresql" else start_mariadb(workdir)
@@ -91,7 +124,8 @@ def database_url(backend: str, url: str | None, workdir: Path) -> Iterator[str]:
         with engine.connect() as conn:
             conn.execute(text(f"CREATE DATABASE {BENCH_DATABASE}"))
         engine.dispose()
-        yield make_url(server.url).set(database=BENCH_DATABASE).render_as_string(hide_password=False)
+        url = make_url(server.url).set(database=BENCH_DATABASE).render_as_string(hide_password=False)
+        yield Target(url, server.base_dir)
     finally:
         server.stop()
 
@@ -128,8 +162,8 @@ def job_table(conn: Connection) -> tuple[int, Counter[tuple[str, int]]]:
     return int(total), Counter({(str(state), int(attempts)): int(n) for state, attempts, n in rows})
 
 
-async def bench(args: argparse.Namespace, url: str) -> str:
-    db = Database(to_async_url(url), pool_size=args.claimers)
+async def bench(args: argparse.Namespace, target: Target) -> str:
+    db = Database(to_async_url(target.url), pool_size=args.claimers)
     try:
         await db.upgrade()
         existing, _ = await db.read(job_table)
@@ -143,12 +177,19 @@ async def bench(args: argparse.Namespace, url: str) -> str:
         enqueue_s = time.perf_counter() - started
         print(f"enqueued {len(job_ids)} jobs in {enqueue_s:.2f} s: {len(job_ids) / enqueue_s:.0f} jobs/s")
 
-        started = time.perf_counter()
+        load_before = os.getloadavg()[0]
+        server_before = server_cpu_seconds(target.server_dir)
+        started, cpu_started = time.perf_counter(), time.process_time()
         await drain(queue, args.claimers, run)
-        drain_s = time.perf_counter() - started
+        drain_s, client_cpu = time.perf_counter() - started, time.process_time() - cpu_started
+        server_after = server_cpu_seconds(target.server_dir)
         claimed = sum(run.claims.values())
         rate = claimed / drain_s
         print(f"{args.claimers} claimers claimed and completed {claimed} jobs in {drain_s:.2f} s: {rate:.0f} jobs/s")
+        cpu = f"CPU per job: this process {client_cpu / claimed * 1e6:.0f} µs"
+        if server_before is not None and server_after is not None:
+            cpu += f", the server {(server_after - server_before) / claimed * 1e6:.0f} µs"
+        print(f"{cpu} ({os.cpu_count()} CPUs; 1-minute load average {load_before:.1f} before draining)")
 
         double_claims = sum(1 for times in run.claims.values() if times > 1)
         unclaimed = len(set(job_ids) - set(run.claims))
@@ -163,6 +204,7 @@ async def bench(args: argparse.Namespace, url: str) -> str:
         return (
             f"RESULT backend={args.backend} jobs_per_s={rate:.0f} double_claims={double_claims}"
             f" enqueue_per_s={len(job_ids) / enqueue_s:.0f} jobs={args.jobs} claimers={args.claimers}"
+            f" client_cpu_us_per_job={client_cpu / claimed * 1e6:.0f}"
             f" db_not_first_attempt={sum(wrong.values())} retries={sum(run.retried.values())}"
         )
     finally:
@@ -176,13 +218,15 @@ def main() -> None:
     parser.add_argument("--claimers", type=int, default=8)
     parser.add_argument("--url", help="user-style URL of an empty database (default: a throwaway one)")
     args = parser.parse_args()
+    if args.jobs < 1 or args.claimers < 1:
+        parser.error("--jobs and --claimers must be at least 1")
     if args.url is not None and make_url(args.url).get_backend_name().replace("mysql", "mariadb") != args.backend:
         parser.error(f"--url is not a {args.backend} URL")
     with (
         tempfile.TemporaryDirectory(prefix="queue-bench-") as workdir,
-        database_url(args.backend, args.url, Path(workdir)) as url,
+        database(args.backend, args.url, Path(workdir)) as target,
     ):
-        result = asyncio.run(bench(args, url))
+        result = asyncio.run(bench(args, target))
     print(result)
 
 

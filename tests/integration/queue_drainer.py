@@ -99,13 +99,17 @@ async def run(args: argparse.Namespace) -> int:
                 await db.read(lambda conn: None)  # connect before saying we are ready to go
                 drainer.write(STARTED)
                 await wait_for_file(Path(args.wait_for))
+            # A task group: if one claimer fails, the others stop before the database closes.
             if args.hold:
-                held = await asyncio.gather(*(drainer.hold(i) for i in range(args.claimers)))
+                async with asyncio.TaskGroup() as group:
+                    holds = [group.create_task(drainer.hold(i)) for i in range(args.claimers)]
                 drainer.write(READY)
-                print(f"{drainer.node}: holding {sum(map(len, held))} jobs", file=sys.stderr)
+                print(f"{drainer.node}: holding {sum(len(t.result()) for t in holds)} jobs", file=sys.stderr)
                 await block_until_orphaned()
                 return 0
-            counts = await asyncio.gather(*(drainer.drain(i) for i in range(args.claimers)))
+            async with asyncio.TaskGroup() as group:
+                drains = [group.create_task(drainer.drain(i)) for i in range(args.claimers)]
+            counts = [task.result() for task in drains]
             print(f"{drainer.node}: completed {sum(counts)} jobs, per claimer {counts}", file=sys.stderr)
             if drainer.refused:
                 print(f"{drainer.node}: completion refused for jobs {drainer.refused}", file=sys.stderr)

@@ -188,3 +188,28 @@ class WrittenSubtitle(Base):
     language: Mapped[str | None] = mapped_column(String(16))
     job_id: Mapped[int | None] = mapped_column(BigInteger)
     written_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class MediaIndexEntry(Base):
+    """A media file of the libraries as last seen, its cached probe and the decision taken.
+
+    A rescan compares size, mtime and `context` (the sidecar names next to the file
+    and the rule settings) and does nothing more for a file where all three match.
+    """
+
+    __tablename__ = "media_index"
+
+    # Paths can be longer than MariaDB can index: the unique key is their sha256.
+    path_key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    path: Mapped[str] = mapped_column(Text)
+    size: Mapped[int] = mapped_column(BigInteger)
+    # Nanoseconds, exact on every backend (a MariaDB FLOAT would round a float mtime).
+    mtime_ns: Mapped[int] = mapped_column(BigInteger)
+    context: Mapped[str] = mapped_column(String(64))
+    probe: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    probe_error: Mapped[str | None] = mapped_column(Text)
+    queued: Mapped[bool] = mapped_column(Boolean)
+    reasons: Mapped[list[str]] = mapped_column(JSON)
+    jobs: Mapped[list[list[str | None]]] = mapped_column(JSON)
+    first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    decided_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
