@@ -52,7 +52,7 @@ from transcriptarr.settings import to_async_url  # noqa: E402
 
 T = TypeVar("T")
 BENCH_DATABASE = "transcriptarr_bench"
-MAX_RETRIES = 20
+MAX_RETRIES = 1000  # per call; MariaDB claims can deadlock many times in a row
 
 
 @dataclass(frozen=True)
@@ -141,8 +141,9 @@ async def enqueue_all(queue: JobQueue, jobs: int, concurrency: int, run: Run) ->
             ids.append(result.job.id)
         return ids
 
-    batches = await asyncio.gather(*(enqueuer() for _ in range(concurrency)))
-    return [job_id for batch in batches for job_id in batch]
+    async with asyncio.TaskGroup() as group:  # one failing stops the others
+        batches = [group.create_task(enqueuer()) for _ in range(concurrency)]
+    return [job_id for batch in batches for job_id in batch.result()]
 
 
 async def drain(queue: JobQueue, claimers: int, run: Run) -> None:
@@ -153,7 +154,9 @@ async def drain(queue: JobQueue, claimers: int, run: Run) -> None:
                 if not await run.retrying("complete", partial(queue.complete, job.id, worker)):
                     run.refused += 1
 
-    await asyncio.gather(*(claimer(f"bench/c{i}") for i in range(claimers)))
+    async with asyncio.TaskGroup() as group:
+        for i in range(claimers):
+            group.create_task(claimer(f"bench/c{i}"))
 
 
 def job_table(conn: Connection) -> tuple[int, Counter[tuple[str, int]]]:

@@ -57,9 +57,12 @@ class Drainer:
     def claimed(self) -> list[int]:
         return [int(line) for line in self.lines() if line not in (STARTED, READY)]
 
+    def log_tail(self, lines: int = 30) -> str:
+        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+
     def check_alive(self) -> None:
         if self.process.returncode is not None:
-            pytest.fail(f"drainer exited early with status {self.process.returncode}:\n{self.log.read_text()}")
+            pytest.fail(f"drainer exited early with status {self.process.returncode}:\n{self.log_tail()}")
 
 
 Spawn = Callable[..., Awaitable[Drainer]]
@@ -112,8 +115,8 @@ async def finished(drainer: Drainer, timeout: float) -> None:
     try:
         await asyncio.wait_for(drainer.process.wait(), timeout)
     except TimeoutError:
-        pytest.fail(f"drainer still running after {timeout:.0f} s:\n{drainer.log.read_text()}")
-    assert drainer.process.returncode == 0, drainer.log.read_text()
+        pytest.fail(f"drainer still running after {timeout:.0f} s:\n{drainer.log_tail()}")
+    assert drainer.process.returncode == 0, f"drainer failed:\n{drainer.log_tail()}"
 
 
 async def enqueue_many(queue: JobQueue, count: int, *, concurrency: int = 8) -> list[int]:
@@ -137,6 +140,11 @@ async def job_rows(db: Database) -> dict[int, Any]:
         return {row.id: row for row in rows}
 
     return await db.read(read)
+
+
+def owner(worker: str | None) -> str:
+    """The drainer process (`drainer-<pid>`) that a worker name belongs to."""
+    return (worker or "").split("/")[0]
 
 
 async def test_processes_claim_every_job_exactly_once(queue: JobQueue, spawn: Spawn, tmp_path: Path) -> None:
@@ -182,8 +190,10 @@ async def test_jobs_of_a_killed_process_are_completed_once_by_another(queue: Job
     await asyncio.wait_for(holder.process.wait(), START_DEADLINE)
     assert holder.process.returncode == -signal.SIGKILL
 
-    rows = await job_rows(queue.db)
-    assert {rows[job_id].state for job_id in held} == {JobState.PROCESSING}  # still claimed by the dead process
+    rows = await job_rows(queue.db)  # still claimed by the dead process
+    assert {(rows[job_id].state, owner(rows[job_id].worker)) for job_id in held} == {
+        (JobState.PROCESSING, f"drainer-{holder.process.pid}")
+    }
 
     recovered = 0
 
@@ -206,4 +216,4 @@ async def test_jobs_of_a_killed_process_are_completed_once_by_another(queue: Job
     assert {row.state for row in rows.values()} == {JobState.COMPLETED}
     assert {job_id: rows[job_id].attempts for job_id in held} == dict.fromkeys(held, 2)
     assert {rows[job_id].attempts for job_id in set(job_ids) - set(held)} == {1}
-    assert {rows[job_id].worker.split("/")[0] for job_id in held} == {f"drainer-{rescuer.process.pid}"}
+    assert {owner(rows[job_id].worker) for job_id in held} == {f"drainer-{rescuer.process.pid}"}

@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from transcriptarr.subtitles.cues import DEFAULT_RULES, Cue, CueRules, Word, build_cues, join_lines
+from transcriptarr.subtitles.cues import _atoms, _timed_cues  # the merge test needs a split the search never makes
 
 EPS = 1e-9
 
@@ -62,6 +63,7 @@ def test_defaults_follow_the_style_guides() -> None:
     assert (rules.max_lines, rules.max_line_chars, rules.max_line_chars_cjk) == (2, 42, 16)
     assert (rules.max_duration, rules.min_duration, rules.min_gap) == (7.0, 0.8, 0.08)
     assert (rules.max_cps, rules.linger, rules.pause_split, rules.max_repeats) == (20.0, 0.3, 0.5, 2)
+    assert rules.max_lead_in == 0.5
 
 
 @pytest.mark.parametrize(
@@ -75,6 +77,7 @@ def test_defaults_follow_the_style_guides() -> None:
         {"max_cps": 0},
         {"pause_split": 0},
         {"max_repeats": -1},
+        {"max_lead_in": -0.1},
     ],
 )
 def test_invalid_rules_are_rejected(bad: dict[str, float]) -> None:
@@ -162,6 +165,129 @@ def test_reading_speed_never_pushes_into_the_next_cue() -> None:
     assert_valid(cues)
     assert cut_after(cues) == ["expialidocious words."]
     assert cues[0].end == pytest.approx(1.5 - 0.08)
+
+
+def cps(cue: Cue) -> float:
+    """Reading speed as build_cues counts it: the text on one line, spaces included."""
+    return len(cue.flat_text) / (cue.end - cue.start)
+
+
+# A 42-character cue said in one second (at 2.0 s): it needs 2.1 s on screen at 20 characters a second.
+FAST = [Word(2.0, 2.5, " Supercalifragilistic"), Word(2.5, 3.0, " expialidocious words.")]
+
+
+def after_fast(start: float) -> list[Word]:
+    """A long sentence right after FAST: too long to join it, and it limits FAST's end to start - 0.08."""
+    return words_from("And here comes a second sentence that is far too long to join.", start=start)
+
+
+def test_lead_in_starts_a_fast_cue_early_by_just_what_reading_needs() -> None:
+    cues = build_cues([Word(0.0, 0.4, " Hi."), *FAST, *after_fast(3.9)])
+    assert_valid(cues)
+    assert [c.flat_text for c in cues][:2] == ["Hi.", "Supercalifragilistic expialidocious words."]
+    fast = cues[1]
+    assert fast.end == pytest.approx(3.9 - 0.08)  # (a) no more room after it
+    assert fast.start == pytest.approx(fast.end - 42 / 20)  # (b) 0.28 s before its first word
+    assert fast.words[0].start == 2.0  # the words keep their own times
+    assert cps(fast) == pytest.approx(20.0)
+
+
+def test_lead_in_is_at_most_max_lead_in() -> None:
+    words = [Word(0.0, 0.4, " Hi."), *FAST, *after_fast(3.5)]  # would need 0.58 s
+    cues = build_cues(words)
+    assert_valid(cues)
+    assert cues[1].start == pytest.approx(2.0 - 0.5)
+    assert cps(cues[1]) > 20  # (d) still too fast, but complete
+    assert flat_words(cues) == words
+    assert build_cues(words, CueRules(max_lead_in=0.2))[1].start == pytest.approx(2.0 - 0.2)
+    assert build_cues(words, CueRules(max_lead_in=0.0))[1].start == 2.0
+
+
+def test_lead_in_keeps_min_gap_after_the_previous_cue() -> None:
+    # "Hello there." lingers until 1.8 s: the lead-in may only use what it leaves.
+    cues = build_cues([*words_from("Hello there.", step=0.75), *FAST, *after_fast(3.9)])
+    assert_valid(cues)
+    assert cues[0].end == pytest.approx(1.8)
+    assert cues[1].start == pytest.approx(1.8 + 0.08)
+
+
+def test_lead_in_never_starts_before_the_media() -> None:
+    words = [replace_times(w, -1.8) for w in FAST] + after_fast(1.7)  # FAST at 0.2 s
+    assert build_cues(words)[0].start == 0.0
+    # With a negative offset the media starts 0.1 s into the audio: that is as early as it goes.
+    assert build_cues(words, offset=-0.1)[0].start == pytest.approx(0.0)
+    assert build_cues(words, offset=-0.1)[0].words[0].start == pytest.approx(0.1)
+
+
+def replace_times(word: Word, shift: float) -> Word:
+    return Word(word.start + shift, word.end + shift, word.text, word.probability)
+
+
+def test_a_cue_fast_enough_gets_no_lead_in() -> None:
+    cues = build_cues([Word(0.0, 0.4, " Hi."), *words_from("We walked home.", start=2.0)])
+    assert [c.start for c in cues] == [0.0, 2.0]
+
+
+# Real timestamps (tiny.en on espeak-ng speech): "shaping the mountain along the way." is said at
+# 28 characters a second, with 80 ms to the cues on either side; neither neighbour fits in one cue with it.
+RIVERS = [
+    Word(s, e, t)
+    for s, e, t in [
+        (0.33, 0.53, " Part"), (0.53, 0.99, " two,"), (1.45, 1.53, " rivers"), (1.53, 1.89, " carry"),
+        (1.89, 2.13, " water"), (2.13, 2.45, " from"), (2.45, 2.59, " the"), (2.59, 2.89, " mountains"),
+        (2.89, 3.21, " to"), (3.21, 3.35, " the"), (3.35, 3.73, " sea,"),
+        (4.09, 4.09, " shaping"), (4.09, 4.33, " the"), (4.33, 4.49, " mountain"), (4.49, 4.81, " along"),
+        (4.81, 5.03, " the"), (5.03, 5.25, " way."),
+        (5.43, 5.89, " Part"), (5.89, 6.37, " 3,"), (6.55, 6.85, " over"), (6.85, 7.27, " thousands"),
+        (7.27, 7.49, " of"), (7.49, 7.85, " years,"), (8.19, 8.23, " the"), (8.23, 8.45, " slow"),
+        (8.45, 8.73, "-working"), (8.73, 9.13, " water"), (9.13, 9.45, " turns"), (9.45, 9.75, " rock"),
+        (9.75, 10.05, " into"), (10.05, 10.57, " sand."),
+    ]
+]  # fmt: skip
+
+
+def test_a_fast_cue_without_room_moves_the_cut_to_a_neighbour() -> None:
+    cues = build_cues(RIVERS)
+    assert_valid(cues)
+    assert flat_words(cues) == RIVERS
+    assert all(cps(cue) <= 20 + 1e-6 for cue in cues), [(c.flat_text, cps(c)) for c in cues]
+    assert all(len(cue.lines) <= 2 and all(len(line) <= 42 for line in cue.lines) for cue in cues)
+    assert "shaping the mountain along the way." not in [c.flat_text for c in cues]  # no longer alone
+    assert all(cue.start == cue.words[0].start for cue in cues)  # no silence to lead into
+
+
+def test_a_fast_cue_merges_with_a_neighbour_when_they_fit() -> None:
+    # The boundary search merges such a pair itself, so time a split it would not make.
+    words = [*words_from("We should go.", step=0.33)]
+    words += [Word(1.1, 1.2, " Right"), Word(1.2, 1.35, " now,"), Word(1.35, 1.5, " quickly!")]  # 19 chars in 0.4 s
+    words += words_from("Then we waited.", start=1.9, step=0.6)
+    atoms = _atoms(words)
+    cues = _timed_cues([atoms[:3], atoms[3:6], atoms[6:]], DEFAULT_RULES, 0.0, None)
+    assert_valid(cues)
+    assert [c.flat_text for c in cues] == ["We should go. Right now, quickly!", "Then we waited."]
+    assert (cues[0].start, cues[0].end) == pytest.approx((0.0, 1.9 - 0.08))
+    assert cps(cues[0]) <= 20
+    assert flat_words(cues) == words
+
+
+def test_a_fast_cue_never_merges_across_a_pause() -> None:
+    # Merged with "Hi.", FAST would be readable, but shown from 0 s: 2 s before it is said.
+    cues = build_cues([Word(0.0, 0.4, " Hi."), *FAST, *after_fast(3.5)])
+    assert [c.flat_text for c in cues][:2] == ["Hi.", "Supercalifragilistic expialidocious words."]
+
+
+def test_fast_speech_with_no_room_at_all_keeps_every_word() -> None:
+    # 16 words a second, no pause: no silence to borrow and no neighbour slow enough to share with.
+    words = words_from(LONG_TEXT, start=1.0, step=0.06)
+    cues = build_cues(words)
+    assert_valid(cues)
+    assert flat_words(cues) == words
+    assert sum(cps(cue) > 20 for cue in cues) >= 3  # (d) left too fast: words are never dropped for speed
+    assert cues[0].start == pytest.approx(0.5)  # the silence before the first cue is still used
+    for a, b in itertools.pairwise(cues):
+        assert b.start == b.words[0].start  # back to back: no lead-in possible
+        assert b.start - a.end == pytest.approx(0.08)
+    assert all(len(cue.lines) <= 2 and all(len(line) <= 42 for line in cue.lines) for cue in cues)
 
 
 def test_min_gap_between_back_to_back_cues() -> None:
@@ -469,6 +595,14 @@ def test_every_word_is_kept_unchanged(words: list[Word]) -> None:
     cues = build_cues(words, rules)
     assert_valid(cues, rules)
     assert flat_words(cues) == words
+
+
+@settings(max_examples=100, deadline=None)
+@given(well_formed_words())
+def test_a_cue_starts_at_most_max_lead_in_before_its_first_word(words: list[Word]) -> None:
+    rules = CueRules(max_repeats=0)
+    for cue in build_cues(words, rules):
+        assert cue.words[0].start - rules.max_lead_in - EPS <= cue.start <= cue.words[0].start
 
 
 @settings(max_examples=150, deadline=None)

@@ -14,8 +14,9 @@ Pipeline of :func:`build_cues`:
 4. drop hallucinated repeats (the same phrase a third time in a row);
 5. choose cue boundaries with a small dynamic programme: hard limits (lines,
    characters per line, duration) plus costs encoding the split preferences;
-6. time each cue (linger, minimum duration, reading speed, gaps), wrap it into
-   balanced lines and shift it by ``offset``.
+6. time each cue (linger, minimum duration, gaps) and enforce the reading speed:
+   lengthen into the silence after, then start a little early (lead-in), then
+   merge with a neighbour; wrap it into balanced lines and shift it by ``offset``.
 """
 
 from __future__ import annotations
@@ -76,14 +77,15 @@ class CueRules:
     linger: float = 0.3
     pause_split: float = 0.5
     max_repeats: int = 2
+    max_lead_in: float = 0.5
 
     def __post_init__(self) -> None:
         if self.max_lines < 1 or self.max_line_chars < 1 or self.max_line_chars_cjk < 1:
             raise ValueError("max_lines and the line lengths must be at least 1")
         if self.max_duration <= 0 or not 0 <= self.min_duration <= self.max_duration:
             raise ValueError("need 0 <= min_duration <= max_duration and max_duration > 0")
-        if self.min_gap < 0 or self.linger < 0 or self.pause_split <= 0 or self.max_cps <= 0:
-            raise ValueError("min_gap and linger must be >= 0; pause_split and max_cps must be > 0")
+        if min(self.min_gap, self.linger, self.max_lead_in) < 0 or self.pause_split <= 0 or self.max_cps <= 0:
+            raise ValueError("min_gap, linger and max_lead_in must be >= 0; pause_split and max_cps must be > 0")
         if self.max_repeats < 0:
             raise ValueError("max_repeats must be >= 0 (0 disables repeat dropping)")
 
@@ -220,7 +222,7 @@ def build_cues(
     atoms = _drop_repeated_phrases(atoms, rules)
     groups = _merge_crowded(_split(atoms, rules, hi), rules)
     groups = _drop_repeats(groups, lambda g: _norm(_join_atoms(g)), rules.max_repeats)
-    cues = _timed_cues(groups, rules, hi)
+    cues = _timed_cues(groups, rules, lo, hi)
     return [_shifted(c, offset) for c in cues] if offset else cues
 
 
@@ -586,27 +588,224 @@ def _merge_crowded(groups: list[list[_Atom]], rules: CueRules) -> list[list[_Ato
 # --------------------------------------------------------------------------- timing and lines
 
 
-def _timed_cues(groups: Sequence[list[_Atom]], rules: CueRules, hi: float | None) -> list[Cue]:
-    cues = []
+def _timed_cues(groups: Sequence[list[_Atom]], rules: CueRules, lo: float, hi: float | None) -> list[Cue]:
+    """Time every cue, re-divide those still read too fast where a neighbour allows, then wrap the lines."""
+    groups = list(groups)
+    spans = _spans(groups, rules, lo, hi)
+    _recut_fast_cues(groups, spans, rules, lo, hi)
+    return [_cue(group, span, rules) for group, span in zip(groups, spans, strict=True)]
+
+
+def _cue(group: Sequence[_Atom], span: tuple[float, float], rules: CueRules) -> Cue:
+    limit_chars = rules.max_line_chars_cjk if any(a.cjk for a in group) else rules.max_line_chars
+    lines = _wrap(group, limit_chars, rules.max_lines)
+    return Cue(span[0], span[1], lines, tuple(w for a in group for w in a.words))
+
+
+# Reading speed is enforced in this order, each step only for a cue still too fast after
+# the one before: (a) _end lengthens it into the silence after it; (b) _lead_in starts
+# it early, into the silence before; (c) _recut_fast_cues merges it with a neighbour or
+# moves the cut between them; (d) otherwise it stays too fast: words are never dropped.
+
+
+def _spans(
+    groups: Sequence[Sequence[_Atom]], rules: CueRules, lo: float, hi: float | None
+) -> list[tuple[float, float]]:
+    """(start, end) of every cue, left to right: a lead-in may only use what the previous cue left."""
+    spans: list[tuple[float, float]] = []
+    previous_end = -math.inf
     for k, group in enumerate(groups):
-        start = group[0].start
-        limit = start + rules.max_duration
-        if k + 1 < len(groups):
-            limit = min(limit, groups[k + 1][0].start - rules.min_gap)
-        elif hi is not None:
-            limit = min(limit, hi)
-        text = _join_atoms(group)
-        wanted = max(
-            group[-1].end + rules.linger,  # let the eye finish the last word
-            start + rules.min_duration,
-            start + len(text) / rules.max_cps,  # reading speed: lengthen into the silence after
-            start + _MIN_SHOW,
-        )
-        end = min(wanted, limit)
-        limit_chars = rules.max_line_chars_cjk if any(a.cjk for a in group) else rules.max_line_chars
-        lines = _wrap(group, limit_chars, rules.max_lines)
-        cues.append(Cue(start, end, lines, tuple(w for a in group for w in a.words)))
-    return cues
+        spans.append(_span(group, _next_start(groups, k), previous_end, rules, lo, hi))
+        previous_end = spans[-1][1]
+    return spans
+
+
+def _next_start(groups: Sequence[Sequence[_Atom]], k: int) -> float | None:
+    """First word of the cue after groups[k]: its end limit (a lead-in never reaches back past it)."""
+    return groups[k + 1][0].start if k + 1 < len(groups) else None
+
+
+def _span(
+    group: Sequence[_Atom],
+    next_start: float | None,
+    previous_end: float,
+    rules: CueRules,
+    lo: float,
+    hi: float | None,
+) -> tuple[float, float]:
+    """Display interval of one cue: the end first, then the start (a lead-in only if still too fast)."""
+    chars = _chars(group)
+    end = _end(group, chars, next_start, rules, hi)
+    return _lead_in(group[0].start, end, chars, previous_end, rules, lo), end
+
+
+def _end(group: Sequence[_Atom], chars: int, next_start: float | None, rules: CueRules, hi: float | None) -> float:
+    """When a cue leaves the screen, computed from its first word (so a later lead-in cannot shorten it)."""
+    start = group[0].start
+    limit = start + rules.max_duration
+    if next_start is not None:
+        limit = min(limit, next_start - rules.min_gap)
+    elif hi is not None:
+        limit = min(limit, hi)
+    wanted = max(
+        group[-1].end + rules.linger,  # let the eye finish the last word
+        start + rules.min_duration,
+        start + chars / rules.max_cps,  # (a) reading speed: lengthen into the silence after
+        start + _MIN_SHOW,
+    )
+    return min(wanted, limit)
+
+
+def _lead_in(first: float, end: float, chars: int, previous_end: float, rules: CueRules, lo: float) -> float:
+    """(b) Start a cue still too fast before its first word, into the silence before it.
+
+    Only as early as reading speed needs and at most max_lead_in (text slightly ahead of
+    speech goes unnoticed, far ahead it gives the dialogue away); min_gap after the
+    previous cue, within max_duration, never before the media starts.
+    """
+    needed = end - chars / rules.max_cps
+    if needed >= first:
+        return first
+    earliest = max(first - rules.max_lead_in, previous_end + rules.min_gap, end - rules.max_duration, lo)
+    return min(first, max(needed, earliest))
+
+
+def _chars(group: Sequence[_Atom]) -> int:
+    """Characters to read, spaces included (a line break counts as the space it replaces)."""
+    return len(_join_atoms(group))
+
+
+def _too_fast(group: Sequence[_Atom], span: tuple[float, float], rules: CueRules) -> bool:
+    start, end = span
+    return _chars(group) > rules.max_cps * (end - start) * (1 + 1e-9)  # tolerance: rounding in _lead_in
+
+
+def _readable(group: Sequence[_Atom], span: tuple[float, float], rules: CueRules) -> bool:
+    """Shown long enough to be noticed (a new cut may leave no time at all) and to be read."""
+    return span[1] - span[0] >= _MIN_SHOW and not _too_fast(group, span, rules)
+
+
+@dataclass(frozen=True)
+class _Recut:
+    """Another division of two neighbouring cues' words: one cue (a merge) or two, with their spans."""
+
+    cost: float  # change in the boundary search's cost; lower is better
+    first: int  # index of the first of the two cues replaced
+    groups: list[list[_Atom]]
+    spans: list[tuple[float, float]]
+
+
+def _recut_fast_cues(
+    groups: list[list[_Atom]], spans: list[tuple[float, float]], rules: CueRules, lo: float, hi: float | None
+) -> None:
+    """(c) Re-divide each cue still too fast together with a neighbour, in place.
+
+    Fast speech leaves no silence to borrow, but two neighbouring cues can share their
+    time differently: merged into one cue (which also gets the gap between them), or
+    cut at another word, so that the fast stretch shares a cue with slower speech.
+    Only neighbours less than pause_split apart are re-divided. Among the divisions
+    keeping every limit for the new cues (lines, characters, max_duration, max_cps,
+    _MIN_SHOW) and not making the cue after them too fast, the one the boundary search
+    rates cheapest is taken; with none, the cue stays as it is (d).
+
+    The search itself merges every such pair that fits, so in practice the cut moves:
+    it only kept the fast cue because reading speed is a cost there, not a limit.
+    """
+    k = 0
+    while k < len(groups):
+        if _too_fast(groups[k], spans[k], rules):
+            options = [o for first in (k - 1, k) for o in _recut_options(groups, spans, first, rules, lo, hi)]
+            if options:
+                best = min(options, key=lambda o: o.cost)  # ties: the earlier option
+                groups[best.first : best.first + 2] = best.groups
+                spans[best.first : best.first + 2] = best.spans
+                after = best.first + len(best.groups)
+                if after < len(groups):  # its lead-in room depends on the end before it
+                    spans[after] = _restarted(groups[after], spans[after], best.spans[-1][1], rules, lo)
+                k = after - 1  # the new cues are within the limits: go on after them
+        k += 1
+
+
+def _recut_options(
+    groups: Sequence[list[_Atom]],
+    spans: Sequence[tuple[float, float]],
+    first: int,
+    rules: CueRules,
+    lo: float,
+    hi: float | None,
+) -> Iterator[_Recut]:
+    """Every division of groups[first] + groups[first + 1] into one or two cues that is readable."""
+    if first < 0 or first + 1 >= len(groups):
+        return
+    if groups[first + 1][0].start - groups[first][-1].end >= rules.pause_split:
+        return  # joining across a pause would show text through silence, long before it is said
+    atoms = groups[first] + groups[first + 1]
+    after = first + 2
+    # With the first atom after the pair, the costs price the last cut as the search did.
+    priced = atoms + groups[after][:1] if after < len(groups) else atoms
+    boundaries = [_boundary(a, b, rules) for a, b in itertools.pairwise(priced)]
+    n = len(atoms)
+
+    def cost(cut: int) -> float:  # of atoms[:cut] and atoms[cut:] as cues (one cue when cut == n)
+        parts = [(0, cut - 1), (cut, n - 1)] if cut < n else [(0, n - 1)]
+        return sum(_group_cost(priced, boundaries, i, j, rules, hi) for i, j in parts)
+
+    old_cost = cost(len(groups[first]))
+    previous_end = spans[first - 1][1] if first else -math.inf
+    for cut in range(1, n + 1):
+        parts = [atoms[:cut], atoms[cut:]] if cut < n else [atoms]
+        if not all(_fits(part, rules) for part in parts):
+            continue
+        part_spans = _spans_between(parts, previous_end, _next_start(groups, first + 1), rules, lo, hi)
+        if not all(_readable(part, span, rules) for part, span in zip(parts, part_spans, strict=True)):
+            continue
+        if after < len(groups):
+            restarted = _restarted(groups[after], spans[after], part_spans[-1][1], rules, lo)
+            if _too_fast(groups[after], restarted, rules) and not _too_fast(groups[after], spans[after], rules):
+                continue  # fixing one cue by breaking the next gains nothing
+        yield _Recut(cost(cut) - old_cost, first, parts, part_spans)
+
+
+def _spans_between(
+    parts: Sequence[Sequence[_Atom]],
+    previous_end: float,
+    next_start: float | None,
+    rules: CueRules,
+    lo: float,
+    hi: float | None,
+) -> list[tuple[float, float]]:
+    """Spans of consecutive cues placed between a previous cue's end and a next cue's first word."""
+    out: list[tuple[float, float]] = []
+    for k, part in enumerate(parts):
+        following = parts[k + 1][0].start if k + 1 < len(parts) else next_start
+        out.append(_span(part, following, out[-1][1] if out else previous_end, rules, lo, hi))
+    return out
+
+
+def _fits(atoms: Sequence[_Atom], rules: CueRules) -> bool:
+    """The hard limits of the boundary search: lines, characters per line, speech span."""
+    fit = _LineFit(rules)
+    for atom in atoms:
+        fit.add(atom)
+    return fit.lines <= rules.max_lines and atoms[-1].end - atoms[0].start <= rules.max_duration
+
+
+def _group_cost(
+    atoms: Sequence[_Atom], boundaries: Sequence[_Boundary], i: int, j: int, rules: CueRules, hi: float | None
+) -> float:
+    """What the boundary search charges for atoms[i..j] as one cue (as _cue_options adds it up)."""
+    fit = _LineFit(rules)
+    for atom in atoms[i : j + 1]:
+        fit.add(atom)
+    keep = sum(b.keep for b in boundaries[i:j])
+    return keep + _cue_cost(atoms, boundaries, i, j, fit, rules, hi)
+
+
+def _restarted(
+    group: Sequence[_Atom], span: tuple[float, float], previous_end: float, rules: CueRules, lo: float
+) -> tuple[float, float]:
+    """The span with its lead-in redone after the previous cue's end moved (its end does not depend on it)."""
+    return _lead_in(group[0].start, span[1], _chars(group), previous_end, rules, lo), span[1]
 
 
 def _wrap(atoms: Sequence[_Atom], limit: int, max_lines: int) -> tuple[str, ...]:

@@ -1,0 +1,145 @@
+"""The HTTP application: `create_app(parts)` builds it, `serve(app, host, port, stop)` runs it.
+
+It runs in the service's event loop next to the workers; inference happens in
+threads, so the server stays responsive while they transcribe.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from typing import TYPE_CHECKING
+
+import structlog
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from transcriptarr.api import bazarr, control, openapi, page, views
+from transcriptarr.api.config import ApiConfig
+from transcriptarr.api.errors import ApiError, json_error, provider_error
+from transcriptarr.api.intake import sweep_spool
+from transcriptarr.api.keys import (
+    CONFIG,
+    DETECT_SLOTS,
+    METRICS,
+    PARTS,
+    SCAN_HOOK,
+    SHUTTING_DOWN,
+    SNAPSHOTS,
+    ScanHook,
+)
+from transcriptarr.api.metrics import ApiMetrics
+from transcriptarr.api.security import api_key_middleware
+from transcriptarr.api.snapshots import Snapshots
+
+if TYPE_CHECKING:
+    from transcriptarr.service import Components
+
+log = structlog.get_logger(__name__)
+
+# Reads of the request body this large at a time (aiohttp's default, 64 KiB, slows big uploads).
+_READ_BUFSIZE = 1 << 20
+# A stopping server gives requests still being answered this long.
+_SHUTDOWN_TIMEOUT = 10.0
+
+
+def _is_json_route(path: str) -> bool:
+    return path.startswith("/api/") or path in ("/health", "/metrics", "/openapi.json")
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """ApiError becomes its answer; anything unforeseen a 500 with a reason, never a dropped connection."""
+    try:
+        return await handler(request)
+    except ApiError as exc:
+        if _is_json_route(request.path):
+            return json_error(exc.status, exc.message)
+        return provider_error(exc.status, exc.message)
+    except web.HTTPException as exc:
+        if exc.status >= 400 and request.path.startswith("/api/"):
+            return json_error(exc.status, exc.reason)
+        raise
+    except (ConnectionError, asyncio.CancelledError):
+        raise
+    except Exception as exc:
+        log.exception("http_handler_failed", method=request.method, path=request.path)
+        reason = f"internal error: {type(exc).__name__}: {exc}"
+        return json_error(500, reason) if _is_json_route(request.path) else provider_error(500, reason)
+
+
+def create_app(
+    parts: Components, *, config: ApiConfig | None = None, scan_hook: ScanHook | None = None
+) -> web.Application:
+    """The whole HTTP surface; `config` defaults to the one derived from `parts.settings`."""
+    config = config or ApiConfig.from_settings(parts.settings)
+    metrics = ApiMetrics()
+    app = web.Application(middlewares=[metrics.middleware(), error_middleware, api_key_middleware])
+    app[PARTS] = parts
+    app[CONFIG] = config
+    app[METRICS] = metrics
+    app[SCAN_HOOK] = scan_hook
+    app[SHUTTING_DOWN] = asyncio.Event()
+    app[DETECT_SLOTS] = asyncio.Semaphore(1)
+    app[SNAPSHOTS] = Snapshots(
+        lambda: views.health(parts), lambda: views.status(parts), ttl=config.snapshot_ttl_seconds
+    )
+    bazarr.add_routes(app, config.path_prefix)
+    control.add_routes(app)
+    openapi.add_routes(app)
+    page.add_routes(app)
+    app.cleanup_ctx.append(_spool)
+    app.cleanup_ctx.append(_count_jobs)
+    app.on_shutdown.append(_stop_long_requests)
+    return app
+
+
+async def _spool(app: web.Application) -> AsyncIterator[None]:
+    spool = app[CONFIG].spool_dir
+    await asyncio.to_thread(spool.mkdir, parents=True, exist_ok=True)
+    removed = await asyncio.to_thread(sweep_spool, spool)
+    if removed:
+        log.info("spool_partial_uploads_removed", count=removed, folder=str(spool))
+    yield
+
+
+async def _count_jobs(app: web.Application) -> AsyncIterator[None]:
+    task = asyncio.create_task(app[METRICS].follow_jobs(app[PARTS]), name="metrics-job-events")
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+async def _stop_long_requests(app: web.Application) -> None:
+    app[SHUTTING_DOWN].set()
+
+
+async def serve(
+    app: web.Application,
+    host: str,
+    port: int,
+    stop: asyncio.Event,
+    *,
+    on_started: Callable[[int], None] | None = None,
+) -> None:
+    """Serve until `stop` is set, then answer what is in flight and clean up.
+
+    `port=0` picks a free port; `on_started` is told the port actually bound.
+    """
+    runner = web.AppRunner(
+        app, handle_signals=False, access_log=None, shutdown_timeout=_SHUTDOWN_TIMEOUT, read_bufsize=_READ_BUFSIZE
+    )
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, host, port, backlog=1024)
+        await site.start()
+        bound = int(runner.addresses[0][1])
+        log.info("http_listening", host=host, port=bound, prefix=app[CONFIG].path_prefix or None)
+        if on_started is not None:
+            on_started(bound)
+        await stop.wait()
+    finally:
+        log.info("http_stopping")
+        await runner.cleanup()

@@ -1,0 +1,214 @@
+"""Upload intake: the multipart part `audio_file` streamed to the spool at full speed.
+
+Bazarr sends the whole audio track as one `sendall` under its 5 s "response
+timeout", so the body is read the moment it arrives, whatever the workers are
+doing. `request.multipart()` reads the stream directly, so aiohttp's
+`client_max_size` (1 MiB) does not apply; our own limit does. Hashing and disk
+writes run in a thread, 4 MiB at a time, while the event loop goes on reading
+the socket. Whatever goes wrong, no partial file is left behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import time
+import uuid
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+import structlog
+from aiohttp import BodyPartReader, web
+
+from transcriptarr.api.errors import ApiError
+
+log = structlog.get_logger(__name__)
+
+AUDIO_FIELD = "audio_file"
+_READ_SIZE = 1 << 20
+_FLUSH_SIZE = 4 << 20
+_IN_FLIGHT = 4
+# Multipart framing around the audio: boundaries, part headers, other small fields.
+_FRAMING_SLACK = 1 << 20
+
+
+@dataclass(frozen=True)
+class Upload:
+    path: Path | None  # the spooled file; None when the body was only drained
+    size: int
+    sha256: str | None
+    head: bytes  # the first `keep_head` bytes
+    seconds: float  # time from the first read to the last byte on disk
+
+
+class _Sink:
+    """Hash and write blocks in order, off the event loop.
+
+    Hashing and writing each get a thread of their own (both release the GIL),
+    so they overlap with each other and with the socket reads; at most
+    `_IN_FLIGHT` blocks wait for them, which bounds memory per upload.
+    """
+
+    def __init__(self, handle: IO[bytes] | None, hashing: bool, keep_head: int) -> None:
+        self._handle = handle
+        self._hash = hashlib.sha256() if hashing else None
+        self._keep_head = keep_head
+        self.head = bytearray()
+        self.size = 0
+        self._buffer: list[bytes] = []
+        self._buffered = 0
+        self._lanes = [
+            ThreadPoolExecutor(1, thread_name_prefix=f"upload-{name}")
+            for name, used in (("hash", self._hash is not None), ("write", handle is not None))
+            if used
+        ]
+        self._jobs = [self._hash.update if self._hash is not None else None, handle.write if handle else None]
+        self._in_flight: deque[list[asyncio.Future[object]]] = deque()
+
+    async def feed(self, data: bytes) -> None:
+        self.size += len(data)
+        if len(self.head) < self._keep_head:
+            self.head += data[: self._keep_head - len(self.head)]
+        if not self._lanes:
+            return
+        self._buffer.append(data)
+        self._buffered += len(data)
+        if self._buffered >= _FLUSH_SIZE:
+            await self._flush()
+
+    async def _flush(self) -> None:
+        if not self._buffer:
+            return
+        block = b"".join(self._buffer)
+        self._buffer, self._buffered = [], 0
+        loop = asyncio.get_running_loop()
+        work = [job for job in self._jobs if job is not None]
+        self._in_flight.append(
+            [loop.run_in_executor(lane, job, block) for lane, job in zip(self._lanes, work, strict=True)]
+        )
+        while len(self._in_flight) > _IN_FLIGHT:
+            await asyncio.gather(*self._in_flight.popleft())
+
+    async def finish(self) -> str | None:
+        await self._flush()
+        while self._in_flight:
+            await asyncio.gather(*self._in_flight.popleft())
+        if self._handle is not None:
+            await asyncio.to_thread(self._handle.flush)
+        self._close_lanes()
+        return self._hash.hexdigest() if self._hash is not None else None
+
+    async def abandon(self) -> None:
+        while self._in_flight:
+            await asyncio.gather(*self._in_flight.popleft(), return_exceptions=True)
+        self._close_lanes()
+
+    def _close_lanes(self) -> None:
+        for lane in self._lanes:
+            lane.shutdown(wait=False)
+
+
+async def receive_upload(
+    request: web.Request,
+    *,
+    spool_dir: Path | None,
+    max_bytes: int | None,
+    keep_head: int = 0,
+    hashing: bool = True,
+    idle_seconds: float = 60.0,
+) -> Upload:
+    """Read the `audio_file` part: to a new file in `spool_dir` (or nowhere), hashed.
+
+    Raises ApiError (4xx) for a missing or oversized part and a malformed or
+    cut-off body; the partial file is removed first.
+    """
+    declared = request.content_length
+    if max_bytes is not None and declared is not None and declared > max_bytes + _FRAMING_SLACK:
+        raise ApiError(413, _too_large(max_bytes, declared))
+    try:
+        reader = await request.multipart()
+    except (AssertionError, KeyError, ValueError) as exc:
+        raise ApiError(400, f"the body must be multipart/form-data with an {AUDIO_FIELD!r} part ({exc})") from None
+
+    final: Path | None = None
+    partial: Path | None = None
+    handle: IO[bytes] | None = None
+    if spool_dir is not None:
+        final = spool_dir / f"upload-{uuid.uuid4().hex}"
+        partial = final.with_name(final.name + ".part")
+        handle = await asyncio.to_thread(_open_spool, partial)
+    sink = _Sink(handle, hashing, keep_head)
+    started = time.monotonic()
+    try:
+        async with asyncio.timeout(idle_seconds) as deadline:
+            found = False
+            while True:
+                part = await reader.next()
+                if part is None:
+                    break
+                if not isinstance(part, BodyPartReader):  # a nested multipart: not ours
+                    await part.release()
+                    continue
+                if part.name != AUDIO_FIELD or found:
+                    await part.release()
+                    continue
+                found = True
+                while chunk := await part.read_chunk(_READ_SIZE):
+                    deadline.reschedule(asyncio.get_running_loop().time() + idle_seconds)
+                    await sink.feed(chunk)
+                    if max_bytes is not None and sink.size > max_bytes:
+                        raise ApiError(413, _too_large(max_bytes, declared))
+        if not found:
+            raise ApiError(400, f"no {AUDIO_FIELD!r} part in the multipart body; send the audio as {AUDIO_FIELD!r}")
+        digest = await sink.finish()
+        if handle is not None:
+            await asyncio.to_thread(handle.close)
+            handle = None
+        if partial is not None and final is not None:
+            await asyncio.to_thread(partial.replace, final)
+        seconds = time.monotonic() - started
+    except BaseException as exc:
+        await sink.abandon()
+        if handle is not None:
+            await asyncio.to_thread(handle.close)
+        if partial is not None:
+            await asyncio.to_thread(partial.unlink, missing_ok=True)
+        if isinstance(exc, ApiError):
+            raise
+        if isinstance(exc, TimeoutError):
+            raise ApiError(408, f"the upload stalled: no data for {idle_seconds:g} s") from None
+        if isinstance(exc, Exception):
+            if request.transport is None or request.transport.is_closing():
+                raise ApiError(400, "the client closed the connection during the upload") from None
+            raise ApiError(400, f"malformed multipart body: {type(exc).__name__}: {exc}") from None
+        raise
+    return Upload(final, sink.size, digest, bytes(sink.head), seconds)
+
+
+def _open_spool(path: Path) -> IO[bytes]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path.open("xb")
+
+
+def _too_large(max_bytes: int, declared: int | None) -> str:
+    limit = f"{max_bytes / (1024 * 1024):g} MiB"
+    said = f" (Content-Length {declared} bytes)" if declared is not None else ""
+    return f"the upload is larger than MAX_UPLOAD_MB={limit}{said}"
+
+
+def sweep_spool(spool_dir: Path, *, older_than: float = 3600.0) -> int:
+    """Remove partial uploads a killed process left behind; returns how many."""
+    if not spool_dir.is_dir():
+        return 0
+    now = time.time()
+    removed = 0
+    for path in spool_dir.glob("upload-*.part"):
+        with contextlib.suppress(OSError):
+            if now - path.stat().st_mtime > older_than:
+                path.unlink()
+                removed += 1
+    return removed

@@ -1,0 +1,134 @@
+"""What the status routes and the status page show: jobs, workers, queue, health, as plain dicts."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from transcriptarr import __version__
+from transcriptarr.db.models import Job, JobState, utcnow
+from transcriptarr.queue.stats import queue_stats
+from transcriptarr.workers.job_runner import JobContext
+
+if TYPE_CHECKING:
+    from transcriptarr.service import Components
+
+_NEXT_UP = 20
+_RECENT_FAILURES = 10
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def job_eta(job: Job, progress: float, now: datetime) -> float | None:
+    """Seconds left for a running job, from its speed so far."""
+    if job.state != JobState.PROCESSING or job.started_at is None or progress <= 0:
+        return None
+    elapsed = (now - job.started_at).total_seconds()
+    return round(max(0.0, elapsed * (100.0 - progress) / progress), 1)
+
+
+def job_dict(job: Job, live: JobContext | None = None, now: datetime | None = None) -> dict[str, Any]:
+    """A job for clients; `live` (a job running here) has fresher progress than the database."""
+    progress = live.progress if live is not None else job.progress
+    stage = live.stage.value if live is not None else job.stage
+    return {
+        "id": job.id,
+        "state": job.state,
+        "stage": stage,
+        "progress": progress,
+        "eta_seconds": job_eta(job, progress, now or utcnow()),
+        "source": job.source,
+        "priority": job.priority,
+        "task": job.task,
+        "media_path": job.media_path,
+        "upload": job.upload_path is not None,
+        "source_language": job.source_language,
+        "target_language": job.target_language,
+        "language_probability": job.language_probability,
+        "media_duration": job.media_duration,
+        "processing_seconds": job.processing_seconds,
+        "created_at": _iso(job.created_at),
+        "updated_at": _iso(job.updated_at),
+        "started_at": _iso(job.started_at),
+        "finished_at": _iso(job.finished_at),
+        "attempts": job.attempts,
+        "max_attempts": job.max_attempts,
+        "node": job.node,
+        "worker": job.worker,
+        "cancel_requested": job.cancel_requested,
+        "error": job.error,
+        "error_permanent": job.error_permanent,
+        "result_path": job.result_path,
+        "has_result": job.result_text is not None,
+        "details": job.details,
+    }
+
+
+def live_contexts(parts: Components) -> dict[int, JobContext]:
+    return {ctx.job.id: ctx for ctx in parts.pool.busy().values()}
+
+
+async def health(parts: Components) -> dict[str, Any]:
+    """Liveness plus the database and this node's workers; never raises."""
+    db = await parts.db.health()
+    busy = len(parts.pool.busy())
+    return {
+        "status": "ok" if db.ok else "degraded",
+        "version": __version__,
+        "node": parts.settings.node_name,
+        "database": {
+            "ok": db.ok,
+            "backend": db.backend,
+            "schema_revision": db.schema_revision,
+            "schema_current": db.schema_current,
+            "error": db.error,
+        },
+        "workers": {"configured": len(parts.pool.workers()), "busy": busy, "idle": len(parts.pool.workers()) - busy},
+    }
+
+
+async def status(parts: Components) -> dict[str, Any]:
+    """Everything the status page and /api/status show."""
+    settings = parts.settings
+    now = utcnow()
+    live = live_contexts(parts)
+    workers = await parts.workers.list()
+    running = await parts.queue.list_jobs(states=[JobState.PROCESSING], limit=200)
+    queued = await parts.queue.list_jobs(states=[JobState.QUEUED], limit=500)
+    failed = await parts.queue.list_jobs(states=[JobState.FAILED], limit=_RECENT_FAILURES)
+    alive = [worker for worker in workers if worker.alive]
+    stats = await queue_stats(parts.db, now, workers=len(alive))
+    by_id = {job.id: job for job in running}
+    # Claim order: priority first, then age (list_jobs gives newest first).
+    queued.sort(key=lambda job: (-job.priority, job.created_at, job.id))
+    return {
+        "version": __version__,
+        "node": settings.node_name,
+        "mode": sorted(mode.value for mode in settings.transcriptarr_mode),
+        "model": settings.whisper_model,
+        "device": settings.whisper_device,
+        "devices": list(parts.pool.config.devices),
+        "generated_at": now.isoformat(),
+        "workers": [
+            {
+                "id": worker.id,
+                "node": worker.node,
+                "device": worker.device,
+                "state": worker.state,
+                "alive": worker.alive,
+                "heartbeat_at": _iso(worker.heartbeat_at),
+                "job": (
+                    job_dict(by_id[worker.job_id], live.get(worker.job_id), now)
+                    if worker.job_id is not None and worker.job_id in by_id
+                    else None
+                ),
+            }
+            for worker in workers
+        ],
+        "running": [job_dict(job, live.get(job.id), now) for job in running],
+        "next": [job_dict(job, None, now) for job in queued[:_NEXT_UP]],
+        "recent_failures": [job_dict(job, None, now) for job in failed],
+        "queue": stats.as_dict(),
+    }

@@ -1,0 +1,222 @@
+"""What the library part of the service can be told: folders, rules, watching and priorities.
+
+`LibraryConfig.from_settings` reads the service settings. Settings that the library
+added (LIBRARY_*, SKIP_AUDIO_LANGUAGES, ...) are read with their documented default
+when the settings object does not have them yet.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Literal
+
+from transcriptarr.media.languages import normalize_language
+
+PriorityOrder = Literal["newest", "oldest", "smallest", "path"]
+PRIORITY_ORDERS: tuple[PriorityOrder, ...] = ("newest", "oldest", "smallest", "path")
+
+DEFAULT_VIDEO_EXTENSIONS = frozenset(
+    {
+        ".mkv",
+        ".mp4",
+        ".m4v",
+        ".avi",
+        ".mov",
+        ".wmv",
+        ".mpg",
+        ".mpeg",
+        ".m2ts",
+        ".mts",
+        ".ts",
+        ".webm",
+        ".flv",
+        ".ogv",
+        ".vob",
+        ".3gp",
+        ".divx",
+    }
+)
+# Audio files are off by default: a music library would otherwise be transcribed song by song.
+DEFAULT_AUDIO_EXTENSIONS: frozenset[str] = frozenset()
+
+# Matched, case-insensitively, against "/" + the path relative to its library folder.
+# Plex/Jellyfin/Emby extras folders and name suffixes, samples, NAS system folders.
+DEFAULT_IGNORE_GLOBS: tuple[str, ...] = (
+    "*/sample/*",
+    "*/samples/*",
+    "*[-._ ]sample.*",
+    "*/sample.*",
+    "*/extras/*",
+    "*/featurettes/*",
+    "*/trailers/*",
+    "*/behind the scenes/*",
+    "*/deleted scenes/*",
+    "*/interviews/*",
+    "*/scenes/*",
+    "*/shorts/*",
+    "*/other/*",
+    "*-trailer.*",
+    "*-featurette.*",
+    "*-behindthescenes.*",
+    "*-deleted.*",
+    "*-interview.*",
+    "*-scene.*",
+    "*-short.*",
+    "*-other.*",
+    "*/@eadir/*",
+    "*/#recycle/*",
+    "*/$recycle.bin/*",
+    "*/lost+found/*",
+)
+
+
+@dataclass(frozen=True)
+class RulesConfig:
+    """Everything the decision depends on besides the file itself (see docs/decisions.md)."""
+
+    target_languages: tuple[str, ...] = ("original",)
+    video_extensions: frozenset[str] = DEFAULT_VIDEO_EXTENSIONS
+    audio_extensions: frozenset[str] = DEFAULT_AUDIO_EXTENSIONS
+    ignore_globs: tuple[str, ...] = DEFAULT_IGNORE_GLOBS
+    min_duration_seconds: float = 60.0
+    preferred_audio_languages: tuple[str, ...] = ()
+    force_language: str | None = None
+    skip_audio_languages: tuple[str, ...] = ()
+    skip_unknown_audio_language: bool = False
+    count_forced_subtitles: bool = False
+    count_image_subtitles: bool = True
+    subtitle_marker: str | None = None
+
+    def fingerprint(self) -> str:
+        """Changes when any rule setting changes, so that a rescan decides every file again."""
+        parts = []
+        for item in fields(self):
+            value = getattr(self, item.name)
+            if isinstance(value, frozenset):
+                value = sorted(value)
+            parts.append(f"{item.name}={value!r}")
+        return hashlib.sha256("\n".join(parts).encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class WatchedPath:
+    """One library folder for the watcher: inotify, or polling every `poll_interval` seconds."""
+
+    path: Path
+    polling: bool = False
+    poll_interval: float = 30.0
+
+
+@dataclass(frozen=True)
+class LibraryConfig:
+    paths: tuple[Path, ...] = ()
+    rules: RulesConfig = field(default_factory=RulesConfig)
+    scan_on_startup: bool = True
+    auto_scan: bool = True
+    scan_interval_minutes: float = 360.0
+    watch: bool = True
+    polling: bool = False
+    # Folder -> its own poll interval (None: `poll_interval`); these are polled even without `polling`.
+    polling_paths: tuple[tuple[Path, float | None], ...] = ()
+    poll_interval: float = 30.0
+    stable_seconds: float = 30.0
+    probe_concurrency: int = 4
+    priority_order: PriorityOrder = "newest"
+    follow_symlinks: bool = True
+    quality: str = "balanced"
+
+    def watched_paths(self) -> list[WatchedPath]:
+        per_path = dict(self.polling_paths)
+        watched = []
+        for path in self.paths:
+            if path in per_path:
+                watched.append(WatchedPath(path, True, per_path[path] or self.poll_interval))
+            else:
+                watched.append(WatchedPath(path, self.polling, self.poll_interval))
+        return watched
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> LibraryConfig:
+        def get(name: str, default: Any) -> Any:
+            return getattr(settings, name, default)
+
+        rules = RulesConfig(
+            target_languages=tuple(settings.target_languages) or ("original",),
+            video_extensions=parse_extensions(get("library_video_extensions", None), DEFAULT_VIDEO_EXTENSIONS),
+            audio_extensions=parse_extensions(get("library_audio_extensions", None), DEFAULT_AUDIO_EXTENSIONS),
+            ignore_globs=tuple(split_list(get("library_ignore_globs", None), "|") or DEFAULT_IGNORE_GLOBS),
+            min_duration_seconds=float(get("library_min_duration_seconds", 60.0)),
+            preferred_audio_languages=tuple(settings.preferred_audio_languages),
+            force_language=settings.force_language,
+            skip_audio_languages=tuple(split_list(get("skip_audio_languages", None), ",")),
+            skip_unknown_audio_language=bool(get("skip_unknown_audio_language", False)),
+            count_forced_subtitles=bool(get("library_count_forced_subtitles", False)),
+            count_image_subtitles=bool(get("library_count_image_subtitles", True)),
+            subtitle_marker=settings.subtitle_marker,
+        )
+        return cls(
+            paths=tuple(settings.library_paths),
+            rules=rules,
+            scan_on_startup=bool(get("library_scan_on_startup", True)),
+            auto_scan=bool(settings.auto_scan_enabled),
+            scan_interval_minutes=float(settings.scan_interval_minutes),
+            watch=bool(get("library_watch", True)),
+            polling=bool(get("library_polling", False)),
+            polling_paths=parse_polling_paths(get("library_polling_paths", None)),
+            poll_interval=float(get("library_poll_interval_seconds", 30.0)),
+            stable_seconds=float(get("library_stable_seconds", 30.0)),
+            probe_concurrency=int(get("library_probe_concurrency", 4)),
+            priority_order=parse_priority_order(get("library_priority_order", "newest")),
+            follow_symlinks=bool(get("library_follow_symlinks", True)),
+            quality=str(settings.quality),
+        )
+
+
+def split_list(value: str | Iterable[str] | None, sep: str) -> list[str]:
+    if value is None:
+        return []
+    parts = value.split(sep) if isinstance(value, str) else list(value)
+    return [str(part).strip() for part in parts if str(part).strip()]
+
+
+def parse_extensions(value: str | Iterable[str] | None, default: frozenset[str]) -> frozenset[str]:
+    """ "mkv, .MP4" -> {".mkv", ".mp4"}; None keeps the default, an empty text means none."""
+    if value is None:
+        return default
+    return frozenset("." + part.lower().lstrip(".") for part in split_list(value, ","))
+
+
+def parse_polling_paths(value: str | Iterable[str] | None) -> tuple[tuple[Path, float | None], ...]:
+    """ "/mnt/nas|/mnt/smb=120": folders to poll, each with an optional interval in seconds."""
+    parsed = []
+    for part in split_list(value, "|"):
+        folder, _, seconds = part.rpartition("=")
+        interval: float | None = None
+        if folder and _is_positive_number(seconds):
+            interval = float(seconds)
+        else:
+            folder = part
+        parsed.append((Path(folder).expanduser(), interval))
+    return tuple(parsed)
+
+
+def parse_priority_order(value: str) -> PriorityOrder:
+    for order in PRIORITY_ORDERS:
+        if order == value.strip().lower():
+            return order
+    raise ValueError(f"unknown priority order {value!r}; use one of {', '.join(PRIORITY_ORDERS)}")
+
+
+def language_list(values: Sequence[str]) -> list[str]:
+    """Languages as two-letter codes where possible; unknown names are kept as given."""
+    return [normalize_language(value) or value for value in values]
+
+
+def _is_positive_number(text: str) -> bool:
+    try:
+        return float(text) > 0
+    except ValueError:
+        return False
