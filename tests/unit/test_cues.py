@@ -9,8 +9,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from transcriptarr.subtitles.cues import DEFAULT_RULES, Cue, CueRules, Word, build_cues, join_lines
-from transcriptarr.subtitles.cues import _atoms, _timed_cues  # the merge test needs a split the search never makes
+# _atoms and _timed_cues: the merge test needs a split that the boundary search never makes.
+from transcriptarr.subtitles.cues import (
+    DEFAULT_RULES,
+    Cue,
+    CueRules,
+    Word,
+    _atoms,
+    _timed_cues,
+    build_cues,
+    join_lines,
+)
 
 EPS = 1e-9
 
@@ -249,7 +258,7 @@ RIVERS = [
 def test_a_fast_cue_without_room_moves_the_cut_to_a_neighbour() -> None:
     cues = build_cues(RIVERS)
     assert_valid(cues)
-    assert flat_words(cues) == RIVERS
+    assert [w.text for w in flat_words(cues)] == [w.text for w in RIVERS]  # (" the" at 4.09 is spread out)
     assert all(cps(cue) <= 20 + 1e-6 for cue in cues), [(c.flat_text, cps(c)) for c in cues]
     assert all(len(cue.lines) <= 2 and all(len(line) <= 42 for line in cue.lines) for cue in cues)
     assert "shaping the mountain along the way." not in [c.flat_text for c in cues]  # no longer alone
@@ -265,7 +274,7 @@ def test_a_fast_cue_merges_with_a_neighbour_when_they_fit() -> None:
     cues = _timed_cues([atoms[:3], atoms[3:6], atoms[6:]], DEFAULT_RULES, 0.0, None)
     assert_valid(cues)
     assert [c.flat_text for c in cues] == ["We should go. Right now, quickly!", "Then we waited."]
-    assert (cues[0].start, cues[0].end) == pytest.approx((0.0, 1.9 - 0.08))
+    assert (cues[0].start, cues[0].end) == pytest.approx((0.0, 1.5 + 0.3))  # its linger fits now
     assert cps(cues[0]) <= 20
     assert flat_words(cues) == words
 

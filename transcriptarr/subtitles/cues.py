@@ -16,7 +16,8 @@ Pipeline of :func:`build_cues`:
    characters per line, duration) plus costs encoding the split preferences;
 6. time each cue (linger, minimum duration, gaps) and enforce the reading speed:
    lengthen into the silence after, then start a little early (lead-in), then
-   merge with a neighbour; wrap it into balanced lines and shift it by ``offset``.
+   re-divide it with a neighbour (merge, or move the cut); wrap it into balanced
+   lines and shift it by ``offset``.
 """
 
 from __future__ import annotations
