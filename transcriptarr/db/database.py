@@ -4,7 +4,9 @@ Queries are written once, as plain functions of a SQLAlchemy `Connection`, and
 run here in the way that suits the backend:
 
 - PostgreSQL and MariaDB: on the async engine (`AsyncConnection.run_sync`), many
-  transactions at once.
+  transactions at once. On PostgreSQL, `write_one` runs work that is a single
+  statement without BEGIN/COMMIT (a statement is atomic on its own), saving two of
+  its three round trips.
 - SQLite: it has a single writer anyway, so every write transaction of this
   process runs on one dedicated thread, start to finish in one hop, opened with
   `BEGIN IMMEDIATE` so it never has to upgrade a read lock (which could fail with
@@ -57,6 +59,19 @@ class Database:
                 return await conn.run_sync(work)
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._writer_thread, self._sqlite_transaction, work)
+
+    async def write_one(self, work: Callable[[Connection], T]) -> T:
+        """Like `write`, for `work` that issues exactly one statement.
+
+        PostgreSQL runs it in autocommit mode: the statement is its own transaction,
+        with no BEGIN and COMMIT round trips. (On MariaDB, switching autocommit costs
+        round trips of its own, and it has no BEGIN round trip to save.)
+        """
+        if self.backend.name != "postgresql":
+            return await self.write(work)
+        async with self.engine.connect() as conn:
+            conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+            return await conn.run_sync(work)
 
     def _sqlite_transaction(self, work: Callable[[Connection], T]) -> T:
         assert self._sqlite_writer is not None

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Connection, Table, and_, bindparam, delete, or_, select, update
+from sqlalchemy import Connection, Table, Update, and_, bindparam, delete, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from transcriptarr.db.database import Database
@@ -208,10 +208,13 @@ class JobQueue:
             update(JOBS).where(JOBS.c.id.in_(claimable.scalar_subquery())).values(**claimed).returning(*COLUMNS)
         )
         self._read_ids = select(*COLUMNS).where(JOBS.c.id.in_(bindparam("ids", expanding=True)))
+        self._complete_statements: dict[tuple[str, ...], Update] = {}
 
     async def claim(self, worker: str, node: str, limit: int = 1) -> list[Job]:
         """Atomically take up to `limit` jobs by priority, then age."""
-        jobs = await self.db.write(lambda conn: self._claim(conn, worker, node, limit))
+        # One UPDATE ... RETURNING, except on MariaDB (three statements).
+        write = self.db.write if self.db.backend.name == "mariadb" else self.db.write_one
+        jobs = await write(lambda conn: self._claim(conn, worker, node, limit))
         jobs.sort(key=lambda job: (-job.priority, job.created_at, job.id))
         return jobs
 
@@ -229,6 +232,12 @@ class JobQueue:
         return [_job(row) for row in rows]
 
     # --- while working ---
+    _owned_bound = and_(
+        JOBS.c.id == bindparam("owned_id"),
+        JOBS.c.worker == bindparam("owned_worker"),
+        JOBS.c.state == JobState.PROCESSING,
+    )
+
     @staticmethod
     def _owned(job_id: int, worker: str) -> Any:
         return and_(JOBS.c.id == job_id, JOBS.c.worker == worker, JOBS.c.state == JobState.PROCESSING)
@@ -288,13 +297,20 @@ class JobQueue:
             **self._finished(now),
             **fields,
         }
-        return await self._update_owned(job_id, worker, values)
+        # Built once per set of columns, with bound values: a worker completes often.
+        columns = tuple(sorted(values))
+        statement = self._complete_statements.get(columns)
+        if statement is None:
+            statement = update(JOBS).where(self._owned_bound).values({c: bindparam(f"v_{c}") for c in columns})
+            self._complete_statements[columns] = statement
+        params = {"owned_id": job_id, "owned_worker": worker, **{f"v_{c}": v for c, v in values.items()}}
+        return await self.db.write_one(lambda conn: conn.execute(statement, params).rowcount == 1)
 
     async def _update_owned(self, job_id: int, worker: str, values: dict[str, Any]) -> bool:
         def tx(conn: Connection) -> bool:
             return bool(conn.execute(update(JOBS).where(self._owned(job_id, worker)).values(**values)).rowcount == 1)
 
-        return await self.db.write(tx)
+        return await self.db.write_one(tx)
 
     async def fail(self, job_id: int, worker: str, error: str, *, permanent: bool, **fields: Any) -> JobState | None:
         """A failed attempt: retry later with backoff, or fail for good. None if not owned."""
