@@ -24,12 +24,21 @@ from typing import TypeVar
 
 from sqlalchemy import Connection, Engine, text
 from sqlalchemy.engine import URL
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from transcriptarr.db import migrate
 from transcriptarr.db.engine import SQLITE_BEGIN, Backend, backend_of, create_engine, create_sqlite_sync_engine
 
 T = TypeVar("T")
+_DEADLOCK_RETRIES = 3
+# MariaDB/MySQL: 1213 deadlock found, 1205 lock wait timeout.
+_MYSQL_RETRYABLE = (1213, 1205)
+
+
+def _is_deadlock(exc: OperationalError) -> bool:
+    args = getattr(exc.orig, "args", ())
+    return bool(args) and args[0] in _MYSQL_RETRYABLE
 
 
 @dataclass(frozen=True)
@@ -55,8 +64,15 @@ class Database:
     async def write(self, work: Callable[[Connection], T]) -> T:
         """Run `work` in one write transaction (committed on return, rolled back on error)."""
         if self._sqlite_writer is None:
-            async with self.engine.begin() as conn:
-                return await conn.run_sync(work)
+            for attempt in range(_DEADLOCK_RETRIES):
+                try:
+                    async with self.engine.begin() as conn:
+                        return await conn.run_sync(work)
+                except OperationalError as exc:
+                    # InnoDB rolled the whole transaction back: running it again is safe.
+                    if not _is_deadlock(exc) or attempt == _DEADLOCK_RETRIES - 1:
+                        raise
+            raise AssertionError("unreachable")
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._writer_thread, self._sqlite_transaction, work)
 
