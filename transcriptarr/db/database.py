@@ -37,7 +37,7 @@ _MYSQL_RETRYABLE = (1213, 1205)
 
 
 def _is_deadlock(exc: OperationalError) -> bool:
-    args = getattr(exc.orig, "args", ())
+    args: tuple[object, ...] = tuple(getattr(exc.orig, "args", ()))
     return bool(args) and args[0] in _MYSQL_RETRYABLE
 
 
