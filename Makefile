@@ -4,7 +4,7 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-APT_PACKAGES := ffmpeg espeak-ng postgresql mariadb-server
+APT_PACKAGES := ffmpeg espeak-ng postgresql mariadb-server chromium
 STAMP := $(VENV)/.installed
 
 .PHONY: all test demo lint typecheck unit deps system-deps bench clean
@@ -13,7 +13,7 @@ all: test
 
 system-deps:
 	@missing=""; \
-	for cmd in ffmpeg:ffmpeg ffprobe:ffmpeg espeak-ng:espeak-ng mariadbd:mariadb-server; do \
+	for cmd in ffmpeg:ffmpeg ffprobe:ffmpeg espeak-ng:espeak-ng mariadbd:mariadb-server chromium:chromium; do \
 	  command -v $${cmd%%:*} >/dev/null 2>&1 || [ -x /usr/sbin/$${cmd%%:*} ] || missing="$$missing $${cmd##*:}"; \
 	done; \
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \

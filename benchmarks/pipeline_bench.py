@@ -7,18 +7,25 @@ It builds a speech file of about M minutes from distinct espeak-ng sentences (or
 --audio), muxes it into an .mkv with a tiny video track, and then, in one process, with
 the same model (bundled tiny.en, int8 on the CPU), preset and thread count, measures:
 
-* bare: the .mkv decoded by ffmpeg to 16 kHz mono PCM (the samples the service gets), then ``model.transcribe`` (or the
-  batched pipeline, for a batched preset) with ``preset.transcribe_kwargs()``, all segments
-  consumed. Decoding is included because the service pays for its own extraction too.
+* bare: the .mkv decoded by ffmpeg to 16 kHz mono PCM (the very samples the service
+  extracts), then ``model.transcribe`` (the batched pipeline for a batched preset) with
+  ``preset.transcribe_kwargs()`` and every segment consumed. Decoding is included because
+  the service pays for its own probe and extraction.
 * service: ``queue.enqueue`` of the .mkv (Source.MANUAL) and ``pool.run(once=True)``, from
-  the enqueue call until the job is recorded as completed (its subtitle written). A
-  coroutine on the same event loop wakes every 10 ms and records how late it wakes up:
-  the largest lag is the longest event-loop stall.
+  the enqueue call until the job is recorded as completed (its subtitle written), with the
+  time of each step taken from the service's own log events.
 
-Model loading is excluded from both: the bare model transcribes a short clip first, and
-the service runs one short warm-up job that loads (and keeps) its model. Every repeat
-uses a new hard link of the .mkv (the queue would otherwise skip a file it has already
-done), and the pairs alternate in order; medians are reported.
+Meanwhile a coroutine on the event loop wakes every 10 ms and records how late it wakes:
+the largest lag is the longest event-loop stall. It ticks during the bare run as well (run
+in a worker thread), so both sides pay for it and the bare side gives the stall baseline
+of this machine. On Linux the worst stall is split into the loop thread's own running,
+its waiting for a CPU (other processes), and the rest (GIL or blocking I/O).
+
+Model loading is excluded from both: each model first transcribes a short clip (for the
+service, one warm-up job; it keeps its model loaded). Every repeat uses a new hard link
+of the .mkv (the queue would otherwise skip a file it has already done), the order of
+each pair alternates, and medians are reported. Wall times suffer from anything else
+running on the machine: the ratio of the fastest runs and of CPU time are printed too.
 
 Then, for the ``fast`` preset: BatchedInferencePipeline against ``model.transcribe`` with
 the same options (``batch_size`` dropped), both bare.
@@ -115,6 +122,7 @@ class BareRun:
     cpu_seconds: float  # of this process (all threads)
     text: str
     stall: StallMonitor | None = None  # set when run beside the monitor (in a worker thread)
+    loop_cpu_seconds: float = 0.0  # of the event-loop thread meanwhile (the monitor alone)
 
 
 def decode_pcm(media: Path) -> NDArray[np.float32]:
@@ -193,15 +201,16 @@ class Stall:
     lag_ms: float
     ran_ms: float | None  # the loop thread ran code (blocking work on the loop)
     queued_ms: float | None  # it was runnable but every CPU was busy (the machine, not the service)
+    # (Both over the monitor's whole interval, its intended 10 ms of sleep included.)
 
     def describe(self) -> str:
         if self.ran_ms is None or self.queued_ms is None:
             return f"{self.lag_ms:.0f} ms"
-        # The rest of the late time it was asleep, other than in its own timer: waiting for the GIL.
+        # The rest of the late time it slept outside its own timer: on the GIL or on blocking I/O.
         other = max(0.0, self.lag_ms - self.ran_ms - self.queued_ms)
         return (
             f"{self.lag_ms:.0f} ms (loop thread ran {self.ran_ms:.0f} ms, waited {self.queued_ms:.0f} ms "
-            f"for a CPU, about {other:.0f} ms for the GIL)"
+            f"for a CPU, about {other:.0f} ms blocked on the GIL or I/O)"
         )
 
 
@@ -227,7 +236,6 @@ class StallMonitor:
                     if before is None or after is None:
                         self.worst = Stall(lag, None, None)
                     else:
-                        # Over the whole interval, which includes the intended 10 ms of sleep.
                         ran, queued = ((a - b) / 1e6 for a, b in zip(after, before, strict=True))
                         self.worst = Stall(lag, ran, queued)
                 before = after
@@ -275,8 +283,9 @@ async def bare_beside_loop(model: WhisperModel, media: Path, preset: Preset) -> 
 
     The monitor costs a little CPU; paying it on both sides keeps the ratio about the service.
     """
+    loop_cpu0 = time.thread_time()
     run, stall = await monitored(asyncio.to_thread(bare_transcribe, model, media, preset))
-    return replace(run, stall=stall)
+    return replace(run, stall=stall, loop_cpu_seconds=time.thread_time() - loop_cpu0)
 
 
 async def service_transcribe(parts: Components, media: Path, preset: Preset, clock: LogClock) -> ServiceRun:
@@ -353,7 +362,9 @@ async def measure_pairs(args: argparse.Namespace, media: Media, model: WhisperMo
     folder.mkdir(parents=True)
     with quiet_service_logs() as clock:
         async with build(service_settings(folder, args.threads)) as parts:
-            await service_transcribe(parts, fresh_link(media.warmup, folder, "warmup.mkv"), preset, clock)
+            warmup = fresh_link(media.warmup, folder, "warmup.mkv")
+            await bare_beside_loop(model, warmup, preset)
+            await service_transcribe(parts, warmup, preset, clock)
             for i in range(args.repeats):
                 video = fresh_link(media.video, folder, f"speech-run{i + 1}.mkv")
                 order = ("bare", "service") if i % 2 == 0 else ("service", "bare")
@@ -364,7 +375,8 @@ async def measure_pairs(args: argparse.Namespace, media: Media, model: WhisperMo
                         assert run.stall is not None
                         print(
                             f"  run {i + 1} bare     {run.seconds:7.2f} s (decode {run.decode_seconds:.2f} s, "
-                            f"cpu {run.cpu_seconds:.1f} s, max loop stall {run.stall.worst.describe()})"
+                            f"cpu {run.cpu_seconds:.1f} s, event-loop thread cpu {run.loop_cpu_seconds:.2f} s, "
+                            f"max loop stall {run.stall.worst.describe()})"
                         )
                     else:
                         pairs.service.append(await service_transcribe(parts, video, preset, clock))
@@ -439,8 +451,7 @@ def run(args: argparse.Namespace, preset: Preset) -> int:
     load_seconds, model = timed(
         lambda: WhisperModel(str(tiny_en_path()), device="cpu", compute_type="int8", cpu_threads=args.threads)
     )
-    warm_seconds, _ = timed(lambda: bare_transcribe(model, media.warmup, preset))
-    print(f"bare model: loaded in {load_seconds:.2f} s, warm-up clip {warm_seconds:.2f} s (both excluded)")
+    print(f"bare model: loaded in {load_seconds:.2f} s (excluded, as is the service's)")
 
     load_before = os.getloadavg()[0]
     pairs = asyncio.run(measure_pairs(args, media, model, preset))

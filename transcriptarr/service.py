@@ -8,6 +8,7 @@ import signal
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 import structlog
 
@@ -178,7 +179,7 @@ async def _serve(parts: Components, stop: asyncio.Event, *, once: bool) -> int:
         recovered_jobs=recovered,
         removed_work_files=len(stale),
     )
-    background = []
+    background: list[asyncio.Future[Any]] = []
     if not once:
         background.append(
             asyncio.create_task(
@@ -191,8 +192,30 @@ async def _serve(parts: Components, stop: asyncio.Event, *, once: bool) -> int:
                 )
             )
         )
+    if not once and settings.http_enabled:
+        http = await _start_http(parts, stop)
+        if http is None:
+            return 1
+        background.append(http)
     summary: PoolSummary = await parts.pool.run(stop, once=once)
     stop.set()
     await asyncio.gather(*background, return_exceptions=True)
     log.info("service_stopped", **summary.__dict__)
     return 1 if once and summary.failed else 0
+
+
+async def _start_http(parts: Components, stop: asyncio.Event) -> asyncio.Future[Any] | None:
+    """Start the HTTP server; None (after logging why) when it cannot listen."""
+    from transcriptarr.api import create_app, serve  # aiohttp and prometheus only when serving
+
+    settings = parts.settings
+    listening: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+    http: asyncio.Future[Any] = asyncio.create_task(
+        serve(create_app(parts), settings.http_host, settings.http_port, stop, on_started=listening.set_result),
+        name="http",
+    )
+    await asyncio.wait({http, listening}, return_when=asyncio.FIRST_COMPLETED)
+    if http.done():
+        log.error("startup_failed", error=str(http.exception()))
+        return None
+    return http

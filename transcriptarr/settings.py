@@ -8,6 +8,7 @@ status 2.
 
 from __future__ import annotations
 
+import ipaddress
 import socket
 from enum import StrEnum
 from pathlib import Path
@@ -151,9 +152,23 @@ class Settings(BaseSettings):
     cue_max_cps: float = Field(20.0, gt=0, description="Reading speed limit in characters per second.")
 
     # --- HTTP ---
+    http_enabled: bool = Field(True, description="Serve the HTTP API, status page and Bazarr routes.")
     http_host: str = Field("0.0.0.0", description="Address the HTTP server binds.")  # noqa: S104
     http_port: int = Field(9000, ge=1, le=65535, description="Port of the HTTP server.")
+    http_path_prefix: str = Field(
+        "", description="Also serve /asr, /detect-language and /status under this prefix, e.g. /whisper."
+    )
     api_key: SecretStr | None = Field(None, description="Key required by /api/* and /metrics.")
+    max_upload_mb: int = Field(4096, gt=0, description="Largest Bazarr upload; 413 above it (2 h film: 230 MB).")
+    provider_keepalive_seconds: float = Field(
+        10, gt=0, le=300, description="Send an interim 100 Continue this often while a Bazarr request waits."
+    )
+    provider_allowed_networks: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Networks (CIDR, comma-separated) allowed on the Bazarr routes; empty: all."
+    )
+    detect_language_max_seconds: float = Field(
+        300, gt=0, description="detect-language reads at most this much of the upload."
+    )
     data_dir: Path = Field(Path("./data"), description="Spool and working files.")
 
     # --- logs ---
@@ -195,6 +210,17 @@ class Settings(BaseSettings):
     @classmethod
     def _parse_languages(cls, value: Any) -> list[str]:
         return [part.lower() for part in _split(value, ",")]
+
+    @field_validator("provider_allowed_networks", mode="before")
+    @classmethod
+    def _parse_networks(cls, value: Any) -> list[str]:
+        networks = _split(value, ",")
+        for network in networks:
+            try:
+                ipaddress.ip_network(network, strict=False)
+            except ValueError:
+                raise ValueError(f"'{network}' is not a network like 192.168.1.0/24") from None
+        return networks
 
     @field_validator("whisper_devices", mode="before")
     @classmethod

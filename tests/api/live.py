@@ -104,7 +104,7 @@ class LiveService:
                 self.port = port
                 self._ready.set()
 
-            running = [serve(app, "127.0.0.1", 0, self._stop, on_started=started)]
+            running: list[Awaitable[object]] = [serve(app, "127.0.0.1", 0, self._stop, on_started=started)]
             if self.workers:
                 running.append(parts.pool.run(self._stop))
             await asyncio.gather(*running)
@@ -138,9 +138,6 @@ def bazarr_post(
 def to_pcm(source: Path, dest: Path, *, seconds: float | None = None) -> bytes:
     """Raw s16le 16 kHz mono, the way Bazarr makes it with ffmpeg."""
     limit = ["-t", f"{seconds}"] if seconds is not None else []
-    subprocess.run(
-        ["ffmpeg", "-nostdin", "-v", "error", "-y", "-i", str(source), *limit]
-        + ["-ac", "1", "-ar", "16000", "-f", "s16le", "-acodec", "pcm_s16le", str(dest)],
-        check=True,
-    )
+    pcm = ["-ac", "1", "-ar", "16000", "-f", "s16le", "-acodec", "pcm_s16le"]
+    subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", "-i", str(source), *limit, *pcm, str(dest)], check=True)
     return dest.read_bytes()

@@ -146,6 +146,8 @@ def test_jobs_are_listed_newest_first_in_pages(service: LiveService, folders: di
         ("GET", "/api/jobs/abc", {}, 400),
         ("GET", "/api/jobs/0", {}, 400),
         ("GET", "/api/jobs/99999999999999999999999", {}, 400),
+        ("GET", "/api/jobs/" + "9" * 5000, {}, 400),
+        ("GET", "/api/jobs/%D9%A3", {}, 400),  # a non-ASCII digit
         ("GET", "/api/jobs/987654", {}, 404),
         ("POST", "/api/jobs/987654/cancel", {}, 404),
         ("POST", "/api/jobs/987654/retry", {}, 404),
@@ -237,7 +239,7 @@ def test_events_and_metrics_follow_a_real_job(tmp_path: Path) -> None:
     with LiveService(settings) as live:
         stream = requests.get(f"{live.url}/api/events", stream=True, timeout=60)
         assert stream.headers["Content-Type"] == "text/event-stream"
-        lines = stream.iter_lines(decode_unicode=True)
+        lines = (line.decode() for line in stream.iter_lines())
         assert next(lines) == "retry: 3000"  # subscribed: events from now on are delivered
         created = requests.post(f"{live.url}/api/jobs", json={"path": str(speech), "language": "en"}, timeout=10)
         job_id = created.json()["jobs"][0]["job"]["id"]
@@ -253,11 +255,13 @@ def test_events_and_metrics_follow_a_real_job(tmp_path: Path) -> None:
                     break
             assert time.monotonic() < deadline, seen
         stream.close()
-        assert [e["kind"] for e in seen if e["job_id"] == job_id][0] == "job_started"
+        assert next(e["kind"] for e in seen if e["job_id"] == job_id) == "job_started"
         assert seen[-1]["state"] == "completed"
 
         metrics = requests.get(f"{live.url}/metrics", timeout=10).text
-    samples = {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1]) for line in metrics.splitlines() if line[:1] != "#"}
+    samples = {
+        line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1]) for line in metrics.splitlines() if line[:1] != "#"
+    }
     assert samples['transcriptarr_jobs{state="completed"}'] == 1
     assert samples["transcriptarr_queue_length"] == 0
     assert samples["transcriptarr_workers"] == 1

@@ -47,7 +47,9 @@ def test_230_mb_upload_is_taken_in_within_5_s_while_every_worker_is_busy(tmp_pat
         started = time.monotonic()
         sender = threading.Thread(
             target=lambda: answers.append(
-                bazarr_post(live.url, "asr", audio, {"task": "transcribe", "language": "en", "output": "srt", "encode": "false"})
+                bazarr_post(
+                    live.url, "asr", audio, {"task": "transcribe", "language": "en", "output": "srt", "encode": "false"}
+                )
             )
         )
         sender.start()

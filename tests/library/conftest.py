@@ -7,12 +7,13 @@ are real (ffprobe reads them) and every test has its own inodes and mtimes.
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 
@@ -24,6 +25,8 @@ from transcriptarr.library.prober import probe_file
 from transcriptarr.media.probe import MediaInfo
 from transcriptarr.queue.jobqueue import JobQueue
 from transcriptarr.settings import to_async_url
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -65,10 +68,13 @@ def kit(tmp_path_factory: pytest.TempPathFactory) -> Kit:
     )
 
 
-def place(source: Path, dest: Path) -> Path:
-    """A copy of a kit file at `dest` (folders made as needed)."""
+def place(source: Path, dest: Path, *, age: float = 0.0) -> Path:
+    """A copy of a kit file at `dest` (folders made as needed), last modified `age` seconds ago."""
     dest.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(source, dest)
+    if age:
+        then = time.time() - age
+        os.utime(dest, (then, then))
     return dest
 
 
@@ -110,11 +116,12 @@ class LibraryMaker:
     probe: CountingProbe
     wakes: list[float]
 
-    def __call__(self, *, rules: dict[str, Any] | None = None, **options: Any) -> Library:
+    def __call__(self, *, rules: dict[str, Any] | None = None, awatch_function: Any = None, **options: Any) -> Library:
         config = LibraryConfig(
             paths=(self.folder,),
             rules=replace(RulesConfig(min_duration_seconds=0), **(rules or {})),
-            **{"auto_scan": False, "stable_seconds": 1.0, **options},
+            # No stability window unless a test asks: its files were all written a moment ago.
+            **{"auto_scan": False, "stable_seconds": 0.0, **options},
         )
         return Library(
             self.db,
@@ -123,6 +130,7 @@ class LibraryMaker:
             wake=lambda: self.wakes.append(time.monotonic()),
             probe=self.probe,
             debounce_ms=200,
+            **({"awatch_function": awatch_function} if awatch_function else {}),
         )
 
     async def jobs(self) -> list[Job]:
@@ -138,8 +146,8 @@ def make_library(db: Database, library_dir: Path) -> LibraryMaker:
 
 
 async def eventually(
-    check: Callable[[], Awaitable[Any]], *, timeout: float = 20.0, interval: float = 0.05, what: str = ""
-) -> Any:
+    check: Callable[[], Awaitable[T]], *, timeout: float = 20.0, interval: float = 0.05, what: str = ""
+) -> T:
     """Poll `check` until it returns something truthy; fail after `timeout` seconds."""
     deadline = time.monotonic() + timeout
     while True:

@@ -129,7 +129,7 @@ async def test_a_moved_file_keeps_its_probe_and_its_job_follows(
 async def test_odd_names_are_handled_and_unsafe_ones_skipped_with_a_log(
     make_library: LibraryMaker, kit: Kit, library_dir: Path
 ) -> None:
-    odd = ["with spaces.mkv", "it's \"quoted\".mkv", "ünïcødé 映画.mkv", "-leading dash.mkv", "$(echo x); `y`.mkv"]
+    odd = ["with spaces.mkv", 'it\'s "quoted".mkv', "ünïcødé 映画.mkv", "-leading dash.mkv", "$(echo x); `y`.mkv"]
     for name in odd:
         place(kit.french, library_dir / name)
     place(kit.french, library_dir / "new\nline.mkv")
@@ -324,3 +324,17 @@ async def test_priority_within_the_scan_band(
     assert claimed[: len(expected)] == expected
     jobs = await make_library.jobs()
     assert all(100 <= job.priority <= 199 for job in jobs)
+
+
+async def test_files_still_being_written_are_left_for_later(
+    make_library: LibraryMaker, kit: Kit, library_dir: Path
+) -> None:
+    fresh = place(kit.french, library_dir / "Copying.mkv")
+    done = place(kit.french, library_dir / "Done.mkv")
+    an_hour_ago = time.time() - 3600
+    os.utime(done, (an_hour_ago, an_hour_ago))
+    report = await make_library(stable_seconds=30, watch=False).scan()
+    assert report.fresh == [str(fresh)] and [path for path, _ in report.decided] == [str(done)]
+    assert make_library.probe.paths == [done], "a file modified within the window is not probed"
+    os.utime(fresh, (an_hour_ago, an_hour_ago))
+    assert [path for path, _ in (await make_library(stable_seconds=30).scan()).decided] == [str(fresh)]

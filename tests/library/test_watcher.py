@@ -22,6 +22,7 @@ from transcriptarr.db.models import Job, JobState, Source
 from transcriptarr.library import Library
 
 Start = Callable[..., Awaitable[Library]]
+HOUR = 3600.0  # files there before the service started: an existing library
 
 
 @pytest.fixture
@@ -29,7 +30,7 @@ async def start(make_library: LibraryMaker) -> AsyncIterator[Start]:
     running: list[tuple[asyncio.Event, asyncio.Task[None]]] = []
 
     async def start(**options: Any) -> Library:
-        library = make_library(**options)
+        library = make_library(**{"stable_seconds": 1.0, **options})
         stop = asyncio.Event()
         running.append((stop, asyncio.create_task(library.run(stop))))
         await asyncio.wait_for(library.watcher.ready.wait(), 15)
@@ -86,7 +87,7 @@ async def _settled(library: Library) -> bool:
 async def test_a_renamed_file_takes_its_queued_job_along(
     start: Start, make_library: LibraryMaker, kit: Kit, library_dir: Path
 ) -> None:
-    film = place(kit.french, library_dir / "Film" / "film.mkv")
+    film = place(kit.french, library_dir / "Film" / "film.mkv", age=HOUR)
     await start()
     old = await queued_at_start(make_library, film)
     probes = make_library.probe.count
@@ -103,7 +104,7 @@ async def test_a_renamed_file_takes_its_queued_job_along(
 async def test_a_file_moved_to_another_folder_takes_its_queued_job_along(
     start: Start, make_library: LibraryMaker, kit: Kit, library_dir: Path
 ) -> None:
-    film = place(kit.french, library_dir / "Incoming" / "Film.mkv")
+    film = place(kit.french, library_dir / "Incoming" / "Film.mkv", age=HOUR)
     await start()
     old = await queued_at_start(make_library, film)
     await make_library.queue.set_priority(old.id, 650)
@@ -119,7 +120,7 @@ async def test_a_file_moved_to_another_folder_takes_its_queued_job_along(
 async def test_a_renamed_folder_takes_the_jobs_of_its_files_along(
     start: Start, make_library: LibraryMaker, kit: Kit, library_dir: Path
 ) -> None:
-    episodes = [place(kit.french, library_dir / "Show" / "Season 1" / f"E0{n}.mkv") for n in (1, 2)]
+    episodes = [place(kit.french, library_dir / "Show" / "Season 1" / f"E0{n}.mkv", age=HOUR) for n in (1, 2)]
     await start()
     for episode in episodes:
         await queued_at_start(make_library, episode)
@@ -135,7 +136,7 @@ async def test_a_renamed_folder_takes_the_jobs_of_its_files_along(
 async def test_a_deleted_file_has_its_queued_job_cancelled(
     start: Start, make_library: LibraryMaker, kit: Kit, library_dir: Path
 ) -> None:
-    film = place(kit.french, library_dir / "Film.mkv")
+    film = place(kit.french, library_dir / "Film.mkv", age=HOUR)
     await start()
     job = await queued_at_start(make_library, film)
     film.unlink()
@@ -147,7 +148,7 @@ async def test_a_deleted_file_has_its_queued_job_cancelled(
 async def test_a_sidecar_added_later_cancels_the_queued_job(
     start: Start, make_library: LibraryMaker, kit: Kit, library_dir: Path
 ) -> None:
-    film = place(kit.french, library_dir / "Film.mkv")
+    film = place(kit.french, library_dir / "Film.mkv", age=HOUR)
     await start(rules={"target_languages": ("en",)})
     job = await queued_at_start(make_library, film)
     assert job.task == "translate"
@@ -160,7 +161,7 @@ async def test_a_sidecar_added_later_cancels_the_queued_job(
 async def test_a_folder_marked_ignored_later_loses_its_jobs(
     start: Start, make_library: LibraryMaker, kit: Kit, library_dir: Path
 ) -> None:
-    film = place(kit.french, library_dir / "Home Videos" / "Party.mkv")
+    film = place(kit.french, library_dir / "Home Videos" / "Party.mkv", age=HOUR)
     await start()
     await queued_at_start(make_library, film)
     (library_dir / "Home Videos" / ".transcriptarr-ignore").touch()
@@ -214,3 +215,14 @@ async def test_a_partial_download_is_queued_under_its_final_name(
     [job] = await eventually(jobs_for(make_library, library_dir / "Film.mkv", JobState.QUEUED), what="the job")
     assert job.media_path == str(library_dir / "Film.mkv")
     assert [Path(p).name for p in make_library.probe.paths] == ["Film.mkv"]
+
+
+async def test_a_file_written_just_before_start_up_is_decided_once_still(
+    start: Start, make_library: LibraryMaker, kit: Kit, library_dir: Path
+) -> None:
+    film = place(kit.french, library_dir / "Just Copied.mkv")  # modified a moment ago
+    library = await start()
+    [job] = await eventually(jobs_for(make_library, film, JobState.QUEUED), what="the settled file to be queued")
+    assert job.source == Source.WATCH, "the start-up scan left it to the watcher's waiting room"
+    await eventually(lambda: _settled(library), what="the watcher to settle")
+    assert make_library.probe.paths == [film]

@@ -59,7 +59,10 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return provider_error(exc.status, exc.message)
     except web.HTTPException as exc:
         if exc.status >= 400 and request.path.startswith("/api/"):
-            return json_error(exc.status, exc.reason)
+            answer = json_error(exc.status, exc.reason)
+            if "Allow" in exc.headers:  # a 405 must say which methods would do
+                answer.headers["Allow"] = exc.headers["Allow"]
+            return answer
         raise
     except (ConnectionError, asyncio.CancelledError):
         raise
@@ -134,7 +137,13 @@ async def serve(
     await runner.setup()
     try:
         site = web.TCPSite(runner, host, port, backlog=1024)
-        await site.start()
+        try:
+            await site.start()
+        except OSError as exc:
+            log.error("http_bind_failed", host=host, port=port, error=str(exc))
+            raise OSError(
+                exc.errno, f"cannot listen on {host}:{port} ({exc.strerror}); is the port in use? set HTTP_PORT"
+            ) from exc
         bound = int(runner.addresses[0][1])
         log.info("http_listening", host=host, port=bound, prefix=app[CONFIG].path_prefix or None)
         if on_started is not None:

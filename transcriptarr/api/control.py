@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 from aiohttp import web
@@ -20,6 +20,9 @@ from transcriptarr.db.models import Job, JobState, Source, Task
 from transcriptarr.media.languages import whisper_code
 from transcriptarr.queue.jobqueue import InvalidTransition, JobNotFound, NewJob
 
+if TYPE_CHECKING:
+    from transcriptarr.service import Components
+
 log = structlog.get_logger(__name__)
 
 MAX_PAGE = 500
@@ -28,13 +31,13 @@ _PRIORITY_RANGE = (-1_000_000, 1_000_000)
 _SSE_PING_SECONDS = 15.0
 
 
-def _one_job(job: Job, parts: Any) -> dict[str, Any]:
+def _one_job(job: Job, parts: Components) -> dict[str, Any]:
     return job_dict(job, live_contexts(parts).get(job.id))
 
 
 def _job_id(request: web.Request) -> int:
     raw = request.match_info["id"]
-    if not raw.isascii() or not raw.isdigit() or not 0 < int(raw) <= _MAX_ID:
+    if not raw.isascii() or not raw.isdigit() or len(raw) > 19 or not 0 < int(raw) <= _MAX_ID:
         raise ApiError(400, f"job id {raw!r} is not a positive integer")
     return int(raw)
 
@@ -77,11 +80,13 @@ async def _json_object(request: web.Request) -> dict[str, Any]:
 async def health(request: web.Request) -> web.Response:
     """200 while the database answers; 503 (with the details) when it does not."""
     report = await request.app[SNAPSHOTS].health.get()
-    return web.json_response(report, status=200 if report["database"]["ok"] else 503)
+    status = 200 if report.data["database"]["ok"] else 503
+    return web.Response(body=report.body, status=status, content_type="application/json")
 
 
 async def api_status(request: web.Request) -> web.Response:
-    return web.json_response(await request.app[SNAPSHOTS].status.get())
+    snapshot = await request.app[SNAPSHOTS].status.get()
+    return web.Response(body=snapshot.body, content_type="application/json")
 
 
 # --------------------------------------------------------------------------- jobs
@@ -132,11 +137,7 @@ async def create_job(request: web.Request) -> web.Response:
         raise ApiError(400, f"{path} is not a file; give the path of a video or audio file")
     languages = _languages(body.get("language"), settings.target_languages)
     task = _task(body.get("task"))
-    priority = body.get("priority")
-    if priority is not None and (
-        isinstance(priority, bool) or not isinstance(priority, int) or not _in_range(priority)
-    ):
-        raise ApiError(400, f"'priority' must be an integer between {_PRIORITY_RANGE[0]} and {_PRIORITY_RANGE[1]}")
+    priority = None if body.get("priority") is None else _priority(body["priority"])
     results = []
     for target in languages:
         result = await parts.queue.enqueue(
@@ -158,8 +159,13 @@ async def create_job(request: web.Request) -> web.Response:
     return web.json_response({"jobs": results}, status=201 if created else 200)
 
 
-def _in_range(value: int) -> bool:
-    return _PRIORITY_RANGE[0] <= value <= _PRIORITY_RANGE[1]
+def _priority(value: Any) -> int:
+    """An integer in range; JSON's 5.0 counts as 5 (JSON Schema calls it an integer too)."""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or not _PRIORITY_RANGE[0] <= value <= _PRIORITY_RANGE[1]:
+        raise ApiError(400, f"'priority' must be an integer between {_PRIORITY_RANGE[0]} and {_PRIORITY_RANGE[1]}")
+    return value
 
 
 def _languages(raw: Any, defaults: Sequence[str]) -> list[str | None]:
@@ -220,11 +226,9 @@ async def update_job(request: web.Request) -> web.Response:
     parts = request.app[PARTS]
     job_id = _job_id(request)
     body = await _json_object(request)
-    priority = body.get("priority")
-    if set(body) != {"priority"} or isinstance(priority, bool) or not isinstance(priority, int):
+    if set(body) != {"priority"}:
         raise ApiError(400, 'send {"priority": <integer>}; only the priority can be changed')
-    if not _in_range(priority):
-        raise ApiError(400, f"'priority' must be between {_PRIORITY_RANGE[0]} and {_PRIORITY_RANGE[1]}")
+    priority = _priority(body["priority"])
     try:
         job = await parts.queue.set_priority(job_id, priority)
     except JobNotFound as exc:

@@ -1,13 +1,18 @@
 """Error answers: `ERROR: ...` text for the Bazarr routes, JSON for the control API.
 
-Bazarr saves whatever body it gets and keeps it if it parses as SRT, so an
-error body must never look like a subtitle: it starts with `ERROR:` and never
-contains an SRT timing arrow.
+Bazarr saves whatever body it gets and keeps it if it parses as SRT (pysrt,
+then pysubs2), so an error body must never look like a subtitle: it starts
+with `ERROR:`, and neither an SRT arrow nor a clock time (pysubs2 takes any line
+with two of them for a cue) survives from quoted tool output.
 """
 
 from __future__ import annotations
 
+import re
+
 from aiohttp import web
+
+_CLOCK = re.compile(r"(\d+):(\d+):(\d+)[.,:](\d+)")
 
 
 class ApiError(Exception):
@@ -20,8 +25,8 @@ class ApiError(Exception):
 
 
 def error_text(message: str) -> str:
-    # "-->" is what SRT parsers look for; keep any quoted tool output from matching.
-    return "ERROR: " + message.replace("-->", "->").strip() + "\n"
+    defused = _CLOCK.sub(r"\1h\2m\3.\4s", message.replace("-->", "->"))
+    return "ERROR: " + defused.strip() + "\n"
 
 
 def provider_error(status: int, message: str) -> web.Response:

@@ -4,8 +4,8 @@ Bazarr sends the whole audio track as one `sendall` under its 5 s "response
 timeout", so the body is read the moment it arrives, whatever the workers are
 doing. `request.multipart()` reads the stream directly, so aiohttp's
 `client_max_size` (1 MiB) does not apply; our own limit does. Hashing and disk
-writes run in a thread, 4 MiB at a time, while the event loop goes on reading
-the socket. Whatever goes wrong, no partial file is left behind.
+writes run in threads of their own, 4 MiB at a time, while the event loop goes
+on reading the socket. Whatever goes wrong, no partial file is left behind.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import hashlib
 import time
 import uuid
 from collections import deque
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,12 +62,12 @@ class _Sink:
         self.size = 0
         self._buffer: list[bytes] = []
         self._buffered = 0
-        self._lanes = [
-            ThreadPoolExecutor(1, thread_name_prefix=f"upload-{name}")
-            for name, used in (("hash", self._hash is not None), ("write", handle is not None))
-            if used
-        ]
-        self._jobs = [self._hash.update if self._hash is not None else None, handle.write if handle else None]
+        steps: list[Callable[[bytes], object]] = []
+        if self._hash is not None:
+            steps.append(self._hash.update)
+        if handle is not None:
+            steps.append(handle.write)
+        self._lanes = [(ThreadPoolExecutor(1, thread_name_prefix="upload"), step) for step in steps]
         self._in_flight: deque[list[asyncio.Future[object]]] = deque()
 
     async def feed(self, data: bytes) -> None:
@@ -86,10 +87,7 @@ class _Sink:
         block = b"".join(self._buffer)
         self._buffer, self._buffered = [], 0
         loop = asyncio.get_running_loop()
-        work = [job for job in self._jobs if job is not None]
-        self._in_flight.append(
-            [loop.run_in_executor(lane, job, block) for lane, job in zip(self._lanes, work, strict=True)]
-        )
+        self._in_flight.append([loop.run_in_executor(lane, step, block) for lane, step in self._lanes])
         while len(self._in_flight) > _IN_FLIGHT:
             await asyncio.gather(*self._in_flight.popleft())
 
@@ -108,7 +106,7 @@ class _Sink:
         self._close_lanes()
 
     def _close_lanes(self) -> None:
-        for lane in self._lanes:
+        for lane, _ in self._lanes:
             lane.shutdown(wait=False)
 
 
@@ -123,16 +121,16 @@ async def receive_upload(
 ) -> Upload:
     """Read the `audio_file` part: to a new file in `spool_dir` (or nowhere), hashed.
 
-    Raises ApiError (4xx) for a missing or oversized part and a malformed or
-    cut-off body; the partial file is removed first.
+    Raises ApiError (4xx) for a missing or oversized part and a malformed,
+    stalled or cut-off body; the partial file is removed first.
     """
     declared = request.content_length
     if max_bytes is not None and declared is not None and declared > max_bytes + _FRAMING_SLACK:
         raise ApiError(413, _too_large(max_bytes, declared))
     try:
         reader = await request.multipart()
-    except (AssertionError, KeyError, ValueError) as exc:
-        raise ApiError(400, f"the body must be multipart/form-data with an {AUDIO_FIELD!r} part ({exc})") from None
+    except (AssertionError, KeyError, ValueError):
+        raise ApiError(400, f"the body must be multipart/form-data with an {AUDIO_FIELD!r} part") from None
 
     final: Path | None = None
     partial: Path | None = None
@@ -144,21 +142,15 @@ async def receive_upload(
     sink = _Sink(handle, hashing, keep_head)
     started = time.monotonic()
     try:
-        async with asyncio.timeout(idle_seconds) as deadline:
+        async with asyncio.timeout(idle_seconds) as idle:
             found = False
-            while True:
-                part = await reader.next()
-                if part is None:
-                    break
-                if not isinstance(part, BodyPartReader):  # a nested multipart: not ours
-                    await part.release()
-                    continue
-                if part.name != AUDIO_FIELD or found:
-                    await part.release()
+            while (part := await reader.next()) is not None:
+                if not isinstance(part, BodyPartReader) or part.name != AUDIO_FIELD or found:
+                    await part.release()  # another field, or a nested multipart: not ours
                     continue
                 found = True
                 while chunk := await part.read_chunk(_READ_SIZE):
-                    deadline.reschedule(asyncio.get_running_loop().time() + idle_seconds)
+                    idle.reschedule(asyncio.get_running_loop().time() + idle_seconds)
                     await sink.feed(chunk)
                     if max_bytes is not None and sink.size > max_bytes:
                         raise ApiError(413, _too_large(max_bytes, declared))
@@ -184,7 +176,7 @@ async def receive_upload(
         if isinstance(exc, Exception):
             if request.transport is None or request.transport.is_closing():
                 raise ApiError(400, "the client closed the connection during the upload") from None
-            raise ApiError(400, f"malformed multipart body: {type(exc).__name__}: {exc}") from None
+            raise ApiError(400, f"malformed multipart body: {exc}") from None
         raise
     return Upload(final, sink.size, digest, bytes(sink.head), seconds)
 

@@ -133,7 +133,10 @@ class ApiMetrics:
             finally:
                 resource = request.match_info.route.resource
                 route = resource.canonical if resource is not None else "unmatched"
+                seconds = time.perf_counter() - started
                 self.requests.labels(request.method, route, str(status)).inc()
-                self.latency.labels(request.method, route).observe(time.perf_counter() - started)
+                self.latency.labels(request.method, route).observe(seconds)
+                # aiohttp's access log is off; this is the access log, at debug level.
+                log.debug("http_request", method=request.method, path=request.path, status=status, ms=seconds * 1000)
 
         return count_requests

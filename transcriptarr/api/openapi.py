@@ -42,7 +42,12 @@ _REASONS = {
     504: "No result within MAX_JOB_MINUTES; the job goes on, ask again.",
 }
 
-_JOB_ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 1}}
+_JOB_ID = {
+    "name": "id",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "integer", "minimum": 1, "maximum": 2**63 - 1},
+}
 _SECURED: list[dict[str, list[str]]] = [{"ApiKeyHeader": []}, {"ApiKeyQuery": []}]
 
 _UPLOAD_BODY = {
@@ -328,7 +333,7 @@ _SCHEMAS: dict[str, Any] = {
         "type": "object",
         "required": ["path"],
         "properties": {
-            "path": {"type": "string", "description": "Absolute path inside LIBRARY_PATHS."},
+            "path": {"type": "string", "minLength": 1, "description": "Absolute path inside LIBRARY_PATHS."},
             "language": {
                 "description": "Wanted subtitle language(s); 'original' = the audio's own. Default TARGET_LANGUAGES.",
                 "oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}],

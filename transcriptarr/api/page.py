@@ -38,6 +38,11 @@ def _duration(seconds: Any) -> str:
     return f"{hours}h {minutes:02d}m" if hours else f"{minutes}m {secs:02d}s" if minutes else f"{secs}s"
 
 
+def _when(iso: str | None) -> str:
+    """ISO timestamp as "2026-01-31 20:15:07" (UTC)."""
+    return escape(iso[:19].replace("T", " ")) if iso else "–"
+
+
 def _what(job: dict[str, Any]) -> str:
     if job["media_path"]:
         return (
@@ -92,7 +97,7 @@ def render_page(status: dict[str, Any]) -> str:
         (
             f'<tr class="job-row" id="job-{j["id"]}" data-state="queued"><td>#{j["id"]}</td><td>{_what(j)}</td>'
             f"<td>{escape(j['source'])}</td><td>{j['priority']}</td>"
-            f"<td>{escape(j['target_language'] or 'original')}</td><td>{escape(j['created_at'] or '')}</td></tr>"
+            f"<td>{escape(j['target_language'] or 'original')}</td><td>{_when(j['created_at'])}</td></tr>"
             for j in status["next"]
         ),
         "the queue is empty",
@@ -102,7 +107,7 @@ def render_page(status: dict[str, Any]) -> str:
         ["Job", "Media", "Finished", "Error"],
         (
             f'<tr class="job-row" id="job-{j["id"]}" data-state="failed"><td>#{j["id"]}</td><td>{_what(j)}</td>'
-            f'<td>{escape(j["finished_at"] or "")}</td><td class="error">{escape(j["error"] or "")}</td></tr>'
+            f'<td>{_when(j["finished_at"])}</td><td class="error">{escape(j["error"] or "")}</td></tr>'
             for j in status["recent_failures"]
         ),
         "no recent failures",
@@ -134,8 +139,8 @@ def render_page(status: dict[str, Any]) -> str:
 
 
 async def status_page(request: web.Request) -> web.Response:
-    status = await request.app[SNAPSHOTS].status.get()
-    return web.Response(text=render_page(status), content_type="text/html", charset="utf-8")
+    snapshot = await request.app[SNAPSHOTS].status.get()
+    return web.Response(text=render_page(snapshot.data), content_type="text/html", charset="utf-8")
 
 
 def add_routes(app: web.Application) -> None:

@@ -132,6 +132,7 @@ def print_report(report: ScanReport, out: TextIO | None = None) -> None:
         )
         _section(out, "cancelled", [f"job {a.job_id} {a.path}: {a.reason}" for a in report.cancelled])
     _section(out, "not queued", [f"{path}: {d.summary}" for path, d in report.decided if not d.queue])
+    _section(out, "still being written, decided once unchanged for a while", list(report.fresh))
     _section(out, "moved", [f"{old} -> {new}" for old, new in report.moved])
     _section(out, "gone from the index", [f"{path}: {why}" for path, why in report.removed])
     _section(out, "problems", report.problems)

@@ -93,7 +93,12 @@ class Library:
 
     async def scan(self, *, dry_run: bool = False) -> ScanReport:
         async with self._scanning:
-            return await self.scanner.scan(dry_run=dry_run)
+            report = await self.scanner.scan(dry_run=dry_run)
+        if self.config.watch and not dry_run:
+            # Files still being written are left to the watcher's waiting room (else the next scan).
+            for path in report.fresh:
+                self.settling.touch(path)
+        return report
 
     async def explain(self, path: str | os.PathLike[str]) -> Decision:
         # abspath, not realpath: a symlinked file is judged where it sits in the library.

@@ -74,6 +74,7 @@ class Survey:
     seen: set[str] = field(default_factory=set)
     candidates: list[Candidate] = field(default_factory=list)
     unchanged: int = 0
+    fresh: list[str] = field(default_factory=list)  # modified within the stability window
     walk: WalkReport = field(default_factory=WalkReport)
 
 
@@ -83,6 +84,8 @@ class ScanReport:
     folders: list[str] = field(default_factory=list)
     media_files: int = 0
     unchanged: int = 0
+    # Modified within the stability window (most likely still being copied): decided later.
+    fresh: list[str] = field(default_factory=list)
     probes: int = 0
     decided: list[tuple[str, Decision]] = field(default_factory=list)
     actions: list[QueueAction] = field(default_factory=list)
@@ -100,7 +103,7 @@ class ScanReport:
         return [a for a in self.actions if a.action == "cancelled"]
 
     def merge(self, other: ScanReport) -> None:
-        for name in ("folders", "decided", "actions", "moved", "removed", "problems"):
+        for name in ("folders", "fresh", "decided", "actions", "moved", "removed", "problems"):
             getattr(self, name).extend(getattr(other, name))
         self.media_files += other.media_files
         self.unchanged += other.unchanged
@@ -137,8 +140,10 @@ class Scanner:
         prober: Prober,
         *,
         wake: Callable[[], None] = lambda: None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.db = db
+        self.clock = clock
         self.index = MediaIndex(db)
         self.sync = sync
         self.config = config
@@ -184,21 +189,16 @@ class Scanner:
         *,
         dry_run: bool = False,
         source: Source = Source.SCAN,
-        moved_away: Mapping[str, Known] | None = None,
     ) -> ScanReport:
-        """Scan the tree at `start` inside library folder `root`.
-
-        `moved_away`: files that disappeared elsewhere (the watcher's pending deletions);
-        a new file here with the same size and mtime is taken as that file, moved.
-        """
+        """Scan the tree at `start` inside library folder `root`."""
         report = ScanReport(dry_run=dry_run, folders=[start])
         probes_before = self.prober.count
         survey = await asyncio.to_thread(self._survey, start, root, known)
-        report.media_files, report.unchanged = len(survey.seen), survey.unchanged
+        report.media_files, report.unchanged, report.fresh = len(survey.seen), survey.unchanged, survey.fresh
         report.problems += [f"cannot read folder {path}" for path in survey.walk.unreadable]
         report.problems += [f"skipped {path!r}: {reason}" for path, reason in survey.walk.skipped]
         gone = self._gone(start, known, survey)
-        _pair_moves(survey.candidates, {**gone, **(moved_away or {})}, known)
+        _pair_moves(survey.candidates, gone, known)
         moved_from = {c.moved_from for c in survey.candidates if c.moved_from}
         await self._process(survey.candidates, report, source=source, dry_run=dry_run)
         await self._forget([p for p in gone if p not in moved_from], survey.walk, report, dry_run=dry_run)
@@ -235,6 +235,7 @@ class Scanner:
             if name.lower() in SUBTITLE_FOLDERS
         }
         by_stem = _names_by_stem(subtitles, subtitle_folders)
+        now, window = self.clock(), self.config.stable_seconds
         for entry in media:
             try:
                 info = entry.stat()
@@ -248,6 +249,9 @@ class Scanner:
             old = known.get(path)
             if old is not None and (old.size, old.mtime_ns, old.context) == (info.st_size, info.st_mtime_ns, context):
                 survey.unchanged += 1
+                continue
+            if 0 <= now - info.st_mtime < window:
+                survey.fresh.append(path)  # being copied, most likely: not probed half-written
                 continue
             change = "new" if old is None else "changed" if old.context == context else "context"
             survey.candidates.append(
