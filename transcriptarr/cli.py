@@ -20,6 +20,7 @@ from typing import Any
 from transcriptarr import __version__
 from transcriptarr.db.database import Database
 from transcriptarr.db.models import Job, JobState, Source, Task
+from transcriptarr.library.commands import LIBRARY_HANDLERS, add_library_commands
 from transcriptarr.queue.jobqueue import InvalidTransition, JobNotFound, JobQueue, NewJob
 from transcriptarr.queue.registry import WorkerRegistry
 from transcriptarr.queue.stats import queue_stats
@@ -68,6 +69,7 @@ def _parser() -> argparse.ArgumentParser:
 
     config = commands.add_parser("config", help="configuration")
     config.add_argument("action", choices=["check"])
+    add_library_commands(commands)
     return parser
 
 
@@ -315,4 +317,5 @@ _HANDLERS: dict[str, Callable[[Settings, argparse.Namespace], int]] = {
     "db upgrade": cmd_db_upgrade,
     "db check": cmd_db_check,
     "config check": cmd_config_check,
+    **LIBRARY_HANDLERS,
 }

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -13,6 +13,7 @@ from typing import Any
 import structlog
 
 from transcriptarr.db.database import Database
+from transcriptarr.library import Library, LibraryConfig
 from transcriptarr.logs import configure_logging
 from transcriptarr.queue.events import JobEvents
 from transcriptarr.queue.jobqueue import JobQueue
@@ -43,6 +44,7 @@ class Components:
     runner: JobRunner
     pool: WorkerPool
     events: JobEvents
+    library: Library | None = None  # standalone mode with LIBRARY_PATHS
 
 
 def devices(settings: Settings) -> tuple[str, ...]:
@@ -136,8 +138,11 @@ async def build(settings: Settings) -> AsyncIterator[Components]:
             ),
             events,
         )
+        library = None
+        if settings.standalone_enabled and settings.library_paths:
+            library = Library(db, queue, LibraryConfig.from_settings(settings), wake=pool.wake)
         try:
-            yield Components(settings, db, queue, workers, subtitles, models, runner, pool, events)
+            yield Components(settings, db, queue, workers, subtitles, models, runner, pool, events, library)
         finally:
             await models.aclose()
     finally:
@@ -197,7 +202,11 @@ async def _serve(parts: Components, stop: asyncio.Event, *, once: bool) -> int:
         if http is None:
             return 1
         background.append(http)
+    if not once and parts.library is not None:
+        background.append(asyncio.create_task(parts.library.run(stop)))
     summary: PoolSummary = await parts.pool.run(stop, once=once)
+    if not once:
+        await stop.wait()  # with WORKERS=0 the pool returns at once; HTTP and the watcher go on
     stop.set()
     await asyncio.gather(*background, return_exceptions=True)
     log.info("service_stopped", **summary.__dict__)
@@ -211,7 +220,13 @@ async def _start_http(parts: Components, stop: asyncio.Event) -> asyncio.Future[
     settings = parts.settings
     listening: asyncio.Future[int] = asyncio.get_running_loop().create_future()
     http: asyncio.Future[Any] = asyncio.create_task(
-        serve(create_app(parts), settings.http_host, settings.http_port, stop, on_started=listening.set_result),
+        serve(
+            create_app(parts, scan_hook=_scan_hook(parts.library)),
+            settings.http_host,
+            settings.http_port,
+            stop,
+            on_started=listening.set_result,
+        ),
         name="http",
     )
     await asyncio.wait({http, listening}, return_when=asyncio.FIRST_COMPLETED)
@@ -219,3 +234,23 @@ async def _start_http(parts: Components, stop: asyncio.Event) -> asyncio.Future[
         log.error("startup_failed", error=str(http.exception()))
         return None
     return http
+
+
+def _scan_hook(library: Library | None) -> Callable[[], Awaitable[dict[str, Any]]] | None:
+    """`POST /api/scan`: a scan now, answered with what it found and queued."""
+    if library is None:
+        return None
+
+    async def scan_now() -> dict[str, Any]:
+        report = await library.scan()
+        return {
+            "media_files": report.media_files,
+            "unchanged": report.unchanged,
+            "probes": report.probes,
+            "queued": len(report.queued),
+            "cancelled": len(report.cancelled),
+            "problems": report.problems,
+            "seconds": round(report.seconds, 2),
+        }
+
+    return scan_now

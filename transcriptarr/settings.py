@@ -131,6 +131,43 @@ class Settings(BaseSettings):
     )
     force_language: str | None = Field(None, description="Treat every audio as this language.")
 
+    # --- library discovery (docs/decisions.md) ---
+    library_scan_on_startup: bool = Field(True, description="Scan the library folders when the service starts.")
+    library_watch: bool = Field(True, description="Watch the library folders for new, moved and deleted files.")
+    library_polling: bool = Field(
+        False, description="Poll every library folder instead of using inotify (NFS, SMB, some Docker mounts)."
+    )
+    library_polling_paths: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Library folders to poll, PATH or PATH=SECONDS, separated by |."
+    )
+    library_poll_interval_seconds: float = Field(30, gt=0, description="Seconds between two polls of a folder.")
+    library_stable_seconds: float = Field(
+        30, ge=0, description="A new or changed file must stay unchanged this long before it is looked at."
+    )
+    library_probe_concurrency: int = Field(4, ge=1, le=64, description="ffprobe runs at once during scans.")
+    library_priority_order: Literal["newest", "oldest", "smallest", "path"] = Field(
+        "newest", description="Order of library jobs within their source: newest, oldest, smallest or path."
+    )
+    library_video_extensions: Annotated[list[str] | None, NoDecode] = Field(
+        None, description="Video file extensions, separated by commas (default: mkv, mp4, avi, ...; see docs)."
+    )
+    library_audio_extensions: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Audio file extensions to transcribe, e.g. mp3,m4b (default: none)."
+    )
+    library_ignore_globs: Annotated[list[str] | None, NoDecode] = Field(
+        None, description="Ignore patterns separated by | (default: samples, extras, trailers; see docs)."
+    )
+    library_min_duration_seconds: float = Field(60, ge=0, description="Media shorter than this is skipped.")
+    library_count_forced_subtitles: bool = Field(False, description="Forced-only subtitles count as subtitles.")
+    library_count_image_subtitles: bool = Field(True, description="PGS/VobSub subtitles count as subtitles.")
+    library_follow_symlinks: bool = Field(True, description="Follow symlinked folders and files in the libraries.")
+    skip_audio_languages: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Do not queue media whose audio is in one of these languages."
+    )
+    skip_unknown_audio_language: bool = Field(
+        False, description="Do not queue media whose audio track has no language tag."
+    )
+
     # --- output ---
     subtitle_format: Literal["srt", "vtt", "ass"] = Field("srt", description="Sidecar format.")
     subtitle_language_code: Literal["alpha2", "alpha3"] = Field("alpha2", description="en or eng.")
@@ -206,10 +243,20 @@ class Settings(BaseSettings):
                 raise ValueError(f"folder '{path}' does not exist or is not a directory")
         return paths
 
-    @field_validator("target_languages", "preferred_audio_languages", mode="before")
+    @field_validator("target_languages", "preferred_audio_languages", "skip_audio_languages", mode="before")
     @classmethod
     def _parse_languages(cls, value: Any) -> list[str]:
         return [part.lower() for part in _split(value, ",")]
+
+    @field_validator("library_polling_paths", "library_ignore_globs", mode="before")
+    @classmethod
+    def _parse_bar_lists(cls, value: Any) -> list[str] | None:
+        return None if value is None else _split(value, "|")
+
+    @field_validator("library_video_extensions", "library_audio_extensions", mode="before")
+    @classmethod
+    def _parse_extensions(cls, value: Any) -> list[str] | None:
+        return None if value is None else [part.lower().lstrip(".") for part in _split(value, ",")]
 
     @field_validator("provider_allowed_networks", mode="before")
     @classmethod

@@ -3,13 +3,23 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import structlog
 
 from tests.library.conftest import Kit, place
 from transcriptarr.library.commands import LIBRARY_HANDLERS, add_library_commands
 from transcriptarr.settings import Settings, load_settings
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging() -> Iterator[None]:
+    # The commands configure logging onto pytest's captured stderr, which closes after the test.
+    saved = structlog.get_config()
+    yield
+    structlog.configure(**saved)
 
 
 @pytest.fixture

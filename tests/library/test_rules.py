@@ -185,6 +185,7 @@ async def test_11_translation_into_english_and_what_whisper_cannot_do(
     assert decision.jobs == [("en", TRANSLATE), (None, TRANSCRIBE)]  # "fr" is the same work as "original"
     assert said(decision, "en: no English subtitles; to queue: translate the French audio into English")
     assert said(decision, "de: no German subtitles, but cannot make de subtitles from fr audio")
+    assert said(decision, "fr: the same as original")
 
 
 async def test_11_a_language_whisper_does_not_know(make_library: LibraryMaker, kit: Kit, library_dir: Path) -> None:

@@ -226,3 +226,27 @@ async def test_a_file_written_just_before_start_up_is_decided_once_still(
     assert job.source == Source.WATCH, "the start-up scan left it to the watcher's waiting room"
     await eventually(lambda: _settled(library), what="the watcher to settle")
     assert make_library.probe.paths == [film]
+
+
+async def test_a_folder_copied_in_is_decided_with_its_subtitle_folder(
+    start: Start, make_library: LibraryMaker, kit: Kit, library_dir: Path, tmp_path: Path
+) -> None:
+    import shutil
+
+    from transcriptarr.library.index import MediaIndex
+
+    staging = tmp_path / "downloads" / "Films"
+    place(kit.french, staging / "Covered" / "Covered.mkv")
+    (staging / "Covered" / "Subs").mkdir()
+    (staging / "Covered" / "Subs" / "Covered.fre.srt").write_text("1\n")
+    place(kit.french, staging / "Bare" / "Bare.mkv")
+    await start()
+    shutil.copytree(staging, library_dir / "Films")
+
+    bare = library_dir / "Films" / "Bare" / "Bare.mkv"
+    await eventually(jobs_for(make_library, bare, JobState.QUEUED), what="the new film without subtitles")
+    covered = str(library_dir / "Films" / "Covered" / "Covered.mkv")
+    index = MediaIndex(make_library.db)
+    row = await eventually(lambda: index.get(covered), what="the film with subtitles to be decided")
+    assert not row.queued and "has French subtitles: Covered.fre.srt (sidecar)" in " ".join(row.reasons)
+    assert [job.media_path for job in await make_library.jobs()] == [str(bare)]

@@ -17,7 +17,7 @@ run here in the way that suits the backend:
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TypeVar
@@ -54,7 +54,9 @@ class Database:
     def __init__(self, url: URL, *, pool_size: int = 10) -> None:
         self.url = url
         self.backend: Backend = backend_of(url)
+        self.pool_size = pool_size
         self.engine: AsyncEngine = create_engine(url, pool_size=pool_size)
+        self._on_close: list[Callable[[], Awaitable[None]]] = []
         self._sqlite_writer: Engine | None = None
         self._writer_thread: ThreadPoolExecutor | None = None
         if self.backend.is_sqlite:
@@ -116,7 +118,14 @@ class Database:
     def describe(self) -> str:
         return self.url.render_as_string(hide_password=True)
 
+    def on_close(self, callback: Callable[[], Awaitable[None]]) -> None:
+        """Have `close` await `callback` first (e.g. to close connections made outside the engine)."""
+        self._on_close.append(callback)
+
     async def close(self) -> None:
+        callbacks, self._on_close = self._on_close, []
+        for callback in callbacks:
+            await callback()
         if self._writer_thread is not None:
             self._writer_thread.shutdown(wait=True)
         if self._sqlite_writer is not None:

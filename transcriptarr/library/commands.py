@@ -70,7 +70,10 @@ def _with_library(settings: Settings, work: Callable[[Library], Awaitable[int]])
     from transcriptarr.db.database import Database
     from transcriptarr.library.config import LibraryConfig
     from transcriptarr.library.library import Library
+    from transcriptarr.logs import configure_logging
     from transcriptarr.queue.jobqueue import JobQueue
+
+    configure_logging(settings.log_level, settings.log_format)  # logs go to stderr, the answer to stdout
 
     async def go() -> int:
         db = Database(settings.async_database_url)

@@ -145,6 +145,8 @@ class Library:
             await self._rescan_folder(os.path.dirname(path))
         elif subtitle_extension(name):
             await self._subtitles_changed(path)
+        elif name.lower() in SUBTITLE_FOLDERS:
+            await self._refresh_folder(os.path.dirname(path))
         else:
             row = await self.scanner.index.get(path)
             rows = [row] if row is not None else await self.scanner.index.under(path)  # a folder
@@ -184,15 +186,15 @@ class Library:
         return True
 
     async def _folder_arrived(self, folder: str) -> None:
-        """A folder moved or copied in: each media file in it as if it had been added."""
-        files = await asyncio.to_thread(self._media_files_in, folder)
+        """A folder moved or copied in: each media or subtitle file in it as if it had been added."""
+        files = await asyncio.to_thread(self._files_in, folder)
         for path in files:
             await self._arrived(path)
 
-    def _media_files_in(self, folder: str) -> list[str]:
+    def _files_in(self, folder: str) -> list[str]:
         found = []
         for listed in walk(folder, WalkReport(), follow_symlinks=self.config.follow_symlinks):
-            found += [entry.path for entry in listed.files if self._watchable(entry.name)]
+            found += [e.path for e in listed.files if self._watchable(e.name) or subtitle_extension(e.name)]
         return sorted(found)
 
     async def _subtitles_changed(self, subtitle: str) -> None:
@@ -200,12 +202,15 @@ class Library:
         folder = os.path.dirname(subtitle)
         if os.path.basename(folder).lower() in SUBTITLE_FOLDERS:
             folder = os.path.dirname(folder)
-        stems = set(candidate_stems(os.path.basename(subtitle)))
+        await self._refresh_folder(folder, set(candidate_stems(os.path.basename(subtitle))))
+
+    async def _refresh_folder(self, folder: str, stems: set[str] | None = None) -> None:
+        """Decide again for the media files of `folder` (those with one of `stems`, if given)."""
         settling = set(self.settling.watched())
         for media in await asyncio.to_thread(self._media_in_folder, folder):
             stem = os.path.splitext(os.path.basename(media))[0].lower()
             # A media file still being copied is decided when complete, with the subtitles then.
-            if stem in stems and media not in settling:
+            if (stems is None or stem in stems) and media not in settling:
                 await self.scanner.refresh(media)
 
     def _media_in_folder(self, folder: str) -> list[str]:
@@ -220,9 +225,10 @@ class Library:
         root = self.scanner.root_of(folder)
         if root is None:
             return
-        async with self._scanning:
-            known = await self.scanner.index.load()
-            await self.scanner.scan_folder(folder, root, known, source=Source.WATCH)
+        # Not behind the scan lock: a long first scan must not hold up the watcher, and
+        # everything a scan does is safe to repeat (queueing, cancelling, index rows).
+        known = await self.scanner.index.load()
+        await self.scanner.scan_folder(folder, root, known, source=Source.WATCH)
 
     # --- the waiting rooms ---------------------------------------------------------------
 

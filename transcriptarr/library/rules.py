@@ -180,13 +180,38 @@ def decide(
         return screening.decision()
     reasons = list(screening.reasons)
     if isinstance(probe, ProbeError):
-        if probe.kind == "missing":
-            # Gone between the listing and ffprobe: the next scan forgets it.
-            return Decision(False, [*reasons, "skipped: the file vanished while it was looked at"], retry=True)
-        if probe.permanent:
-            return Decision(False, [*reasons, f"skipped: ffprobe cannot read it ({probe.problem})"])
-        return Decision(False, [*reasons, f"not decided yet: {probe.problem}; tried again next scan"], retry=True)
-    info = probe
+        return _unreadable(probe, reasons)
+    stop = _check_streams(probe, config, reasons)
+    if stop is not None:
+        return stop
+    duration = probe.duration
+    source, audio_reason = _audio_language(probe, config)
+    reasons.append(audio_reason)
+    skip = _audio_skip_reason(source, config)
+    if skip:
+        return Decision(False, [*reasons, skip], source_language=source, duration=duration)
+    jobs = _wanted_languages(source, probe, sidecars, written, config, reasons)
+    if screening.kind == "audio":
+        jobs = _one_lyrics_file(jobs, sidecars, reasons)
+    if jobs:
+        reasons.append(f"queue: {len(jobs)} job{'s' if len(jobs) > 1 else ''}")
+    else:
+        reasons.append("nothing to do: every wanted language is covered or cannot be made")
+    return Decision(bool(jobs), reasons, jobs, source_language=source, duration=duration)
+
+
+def _unreadable(probe: ProbeError, reasons: list[str]) -> Decision:
+    """Rule 7."""
+    if probe.kind == "missing":
+        # Gone between the listing and ffprobe: the next scan forgets it.
+        return Decision(False, [*reasons, "skipped: the file vanished while it was looked at"], retry=True)
+    if probe.permanent:
+        return Decision(False, [*reasons, f"skipped: ffprobe cannot read it ({probe.problem})"])
+    return Decision(False, [*reasons, f"not decided yet: {probe.problem}; tried again next scan"], retry=True)
+
+
+def _check_streams(info: MediaInfo, config: RulesConfig, reasons: list[str]) -> Decision | None:
+    """Rules 8 and 9: an audio stream, and long enough."""
     if not info.audio:
         return Decision(False, [*reasons, "skipped: no audio stream"])
     duration = info.duration
@@ -197,28 +222,28 @@ def decide(
         return Decision(False, [*reasons, f"{reason} (LIBRARY_MIN_DURATION_SECONDS)"], duration=duration)
     else:
         reasons.append(f"{_clock(duration)} long")
+    return None
 
-    source, audio_reason = _audio_language(info, config)
-    reasons.append(audio_reason)
-    skip = _audio_skip_reason(source, config)
-    if skip:
-        return Decision(False, [*reasons, skip], source_language=source, duration=duration)
 
+def _wanted_languages(
+    source: str | None,
+    info: MediaInfo,
+    sidecars: Sequence[Sidecar],
+    written: Sequence[WrittenSubtitle],
+    config: RulesConfig,
+    reasons: list[str],
+) -> list[JobSpec]:
+    """Rule 11, once per wanted language."""
     jobs: list[JobSpec] = []
-    for target in _targets(config, source):
+    for target, same_as in _targets(config, source):
+        if same_as is not None:
+            reasons.append(f"{target[0]}: the same as {same_as}")
+            continue
         job, reason = _decide_target(target, source, info, sidecars, written, config)
         reasons.append(reason)
         if job is not None and job not in jobs:
             jobs.append(job)
-    if screening.kind == "audio":
-        jobs, note = _one_lyrics_file(jobs, sidecars)
-        if note:
-            reasons.append(note)
-    if jobs:
-        reasons.append(f"queue: {len(jobs)} job{'s' if len(jobs) > 1 else ''}")
-    else:
-        reasons.append("nothing to do: every wanted language is covered or cannot be made")
-    return Decision(bool(jobs), reasons, jobs, source_language=source, duration=duration)
+    return jobs
 
 
 def _clock(seconds: float) -> str:
@@ -249,16 +274,14 @@ def _audio_skip_reason(source: str | None, config: RulesConfig) -> str | None:
     return None
 
 
-def _targets(config: RulesConfig, source: str | None) -> list[tuple[str, str | None]]:
-    """(label as configured, language or None for "the audio's own, unknown"), without repeats."""
-    seen: set[str | None] = set()
+def _targets(config: RulesConfig, source: str | None) -> list[tuple[tuple[str, str | None], str | None]]:
+    """((label as configured, language or None: the audio's own, unknown), label it repeats or None)."""
+    first: dict[str | None, str] = {}
     targets = []
     for label in config.target_languages:
         language = source if label == "original" else (normalize_language(label) or label)
-        if language in seen:
-            continue
-        seen.add(language)
-        targets.append((label, language))
+        targets.append(((label, language), first.get(language)))
+        first.setdefault(language, label)
     return targets
 
 
@@ -347,14 +370,16 @@ def _judge(text: str, forced: bool, image: bool, config: RulesConfig) -> _Existi
     return _Existing(text, True)
 
 
-def _one_lyrics_file(jobs: list[JobSpec], sidecars: Sequence[Sidecar]) -> tuple[list[JobSpec], str | None]:
+def _one_lyrics_file(jobs: list[JobSpec], sidecars: Sequence[Sidecar], reasons: list[str]) -> list[JobSpec]:
     """An audio file gets one .lrc next to it, whatever the language: at most one job."""
     lyrics = [s for s in sidecars if s.path.lower().endswith(".lrc")]
     if lyrics:
-        return [], f"has lyrics: {_names([s.path for s in lyrics])} (audio files get one .lrc)"
+        reasons.append(f"has lyrics: {_names([s.path for s in lyrics])} (audio files get one .lrc)")
+        return []
     if len(jobs) > 1:
-        return jobs[:1], "audio files get one .lrc: only the first wanted language is queued"
-    return jobs, None
+        reasons.append("audio files get one .lrc: only the first wanted language is queued")
+        return jobs[:1]
+    return jobs
 
 
 def _names(paths: Sequence[str]) -> str:

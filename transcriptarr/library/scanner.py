@@ -369,17 +369,16 @@ class Scanner:
     # --- deciding and queueing -------------------------------------------------------
 
     async def _process(self, candidates: list[Candidate], report: ScanReport, *, source: Source, dry_run: bool) -> None:
+        """Decide (probing where needed), queue and save, a batch at a time, in priority order."""
         if not candidates:
             return
         order = self.config.priority_order
         candidates.sort(key=lambda c: sort_key(order, path=c.path, size=c.size, mtime=c.mtime))
         written = await self._written([c.path for c in candidates])
-        queued_any = False
         for start in range(0, len(candidates), _BATCH):
             batch = candidates[start : start + _BATCH]
             previous = await self.index.get_many([c.moved_from or c.path for c in batch])
             evaluations = await asyncio.gather(*(self._evaluate(c, previous, written) for c in batch))
-            rows = []
             for evaluation in evaluations:
                 candidate, decision = evaluation.candidate, evaluation.decision
                 report.decided.append((candidate.path, decision))
@@ -390,17 +389,26 @@ class Scanner:
                     queue=decision.queue,
                     reason=decision.summary,
                 )
-                if dry_run:
-                    continue
-                old = previous.get(candidate.moved_from or candidate.path)
-                actions = await self._apply(candidate, decision, old, source, report)
-                queued_any |= any(a.action == "queued" for a in actions)
-                report.actions += actions
-                rows.append(_index_row(evaluation, old))
             if not dry_run:
-                await self.index.save(rows, remove=[c.moved_from for c in batch if c.moved_from])
-            if queued_any:
-                self.wake()
+                await self._commit(evaluations, previous, report, source)
+
+    async def _commit(
+        self, evaluations: Sequence[_Evaluation], previous: Mapping[str, IndexRow], report: ScanReport, source: Source
+    ) -> None:
+        """Queue what the batch's decisions say, then save them (a failure before leaves them for next scan)."""
+        rows = []
+        queued = False
+        for evaluation in evaluations:  # in priority order: equal priorities run in queueing order
+            candidate = evaluation.candidate
+            old = previous.get(candidate.moved_from or candidate.path)
+            actions = await self._apply(candidate, evaluation.decision, old, source, report)
+            queued |= any(action.action == "queued" for action in actions)
+            report.actions += actions
+            rows.append(_index_row(evaluation, old))
+        moved_from = [e.candidate.moved_from for e in evaluations if e.candidate.moved_from]
+        await self.index.save(rows, remove=moved_from)
+        if queued:
+            self.wake()
 
     async def _apply(
         self, candidate: Candidate, decision: Decision, old: IndexRow | None, source: Source, report: ScanReport

@@ -68,7 +68,8 @@ def walk(root: str, report: WalkReport, *, follow_symlinks: bool = True) -> Iter
             continue
         files, subfolders = _sort_entries(entries, report, follow_symlinks)
         entered = []
-        for sub in subfolders:
+        # In name order: of two links to one folder, the same one is walked every time.
+        for sub in sorted(subfolders, key=lambda entry: entry.name):
             identity = _identity(sub, report)
             if identity is None:
                 continue
