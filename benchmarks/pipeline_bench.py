@@ -1,7 +1,7 @@
 """Service overhead: the whole Transcriptarr pipeline against a bare faster-whisper call.
 
     python benchmarks/pipeline_bench.py [--minutes M (3)] [--audio FILE] [--preset balanced]
-        [--repeats N (2)] [--threads T (0)] [--workdir DIR] [--no-batched]
+        [--repeats N (2)] [--threads T (0)] [--workdir DIR] [--no-batched] [--plain-bare]
 
 It builds a speech file of about M minutes from distinct espeak-ng sentences (or takes
 --audio), muxes it into an .mkv with a tiny video track, and then, in one process, with
@@ -21,11 +21,15 @@ in a worker thread), so both sides pay for it and the bare side gives the stall 
 of this machine. On Linux the worst stall is split into the loop thread's own running,
 its waiting for a CPU (other processes), and the rest (GIL or blocking I/O).
 
-Model loading is excluded from both: each model first transcribes a short clip (for the
-service, one warm-up job; it keeps its model loaded). Every repeat uses a new hard link
-of the .mkv (the queue would otherwise skip a file it has already done), the order of
-each pair alternates, and medians are reported. Wall times suffer from anything else
-running on the machine: the ratio of the fastest runs and of CPU time are printed too.
+The bare model is a second instance built by the service's own WhisperLoader: the same
+WhisperModel arguments, loaded the same way (today its compute threads run at a lowered OS
+priority, which slows them only while other processes want the CPUs); --plain-bare calls
+WhisperModel() directly instead. Model loading is excluded from both: each model first
+transcribes a short clip (for the service, one warm-up job; it keeps its model loaded).
+Every repeat uses a new hard link of the .mkv (the queue would otherwise skip a file it
+has already done), the order of each pair alternates, and medians are reported. Wall
+times suffer from anything else running on the machine: the ratio of the fastest runs
+and that of CPU time are printed too.
 
 Then, for the ``fast`` preset: BatchedInferencePipeline against ``model.transcribe`` with
 the same options (``batch_size`` dropped), both bare.
@@ -45,7 +49,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping, MutableMapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -66,6 +70,7 @@ from transcriptarr.queue.jobqueue import NewJob  # noqa: E402
 from transcriptarr.service import Components, build  # noqa: E402
 from transcriptarr.settings import Settings, load_settings  # noqa: E402
 from transcriptarr.workers.bundled_models import tiny_en_path  # noqa: E402
+from transcriptarr.workers.models import ModelKey, WhisperLoader  # noqa: E402
 from transcriptarr.workers.presets import Preset, get_preset  # noqa: E402
 from transcriptarr.workers.transcribe import SAMPLE_RATE, speech_regions  # noqa: E402
 
@@ -125,6 +130,21 @@ class BareRun:
     loop_cpu_seconds: float = 0.0  # of the event-loop thread meanwhile (the monitor alone)
 
 
+def load_bare_model(threads: int, model_dir: Path, *, plain: bool) -> WhisperModel:
+    """tiny.en on the CPU in int8: ``WhisperModel(tiny_en_path(), ...)``.
+
+    By default through the service's own ``WhisperLoader``: the same constructor arguments,
+    and compute threads with the same OS priority as the service's (it lowers theirs, which
+    matters only while other processes want the CPUs). ``plain`` calls the constructor
+    directly, at this process's priority.
+    """
+    if plain:
+        return WhisperModel(str(tiny_en_path()), device="cpu", compute_type="int8", cpu_threads=threads)
+    loader = WhisperLoader(model_dir=model_dir, cpu_threads=threads, num_workers=1)
+    model: WhisperModel = loader(ModelKey("bundled:tiny.en", "cpu", 0, "int8"))
+    return model
+
+
 def decode_pcm(media: Path) -> NDArray[np.float32]:
     """The first audio track as 16 kHz mono float32, through ffmpeg as the service extracts it.
 
@@ -162,7 +182,7 @@ class LogClock:
     def __init__(self) -> None:
         self.events: list[tuple[float, str, dict[str, Any]]] = []
 
-    def __call__(self, _logger: Any, _method: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+    def __call__(self, _logger: Any, _method: str, event_dict: MutableMapping[str, Any]) -> Mapping[str, Any]:
         self.events.append((time.perf_counter(), str(event_dict.get("event")), dict(event_dict)))
         raise structlog.DropEvent
 
@@ -409,8 +429,9 @@ def batched_vs_sequential(model: WhisperModel, audio: NDArray[np.float32], repea
         runs = [(batched, True), (sequential, False)]
         for times, is_batched in runs if i % 2 == 0 else runs[::-1]:
             kwargs = batched_kwargs if is_batched else sequential_kwargs
-            seconds, _ = timed(lambda kwargs=kwargs, b=is_batched: consume(model, audio, kwargs, batched=b))
-            times.append(seconds)
+            started = time.perf_counter()
+            consume(model, audio, kwargs, batched=is_batched)
+            times.append(time.perf_counter() - started)
     print(f"  fast batched    runs: {', '.join(f'{s:.2f}' for s in batched)} s")
     print(f"  fast sequential runs: {', '.join(f'{s:.2f}' for s in sequential)} s")
     return statistics.median(batched), statistics.median(sequential)
@@ -425,6 +446,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=0, help="CTranslate2 CPU threads (0: its default)")
     parser.add_argument("--workdir", type=Path, help="keep the files here instead of a temporary folder")
     parser.add_argument("--no-batched", action="store_true", help="skip the fast-preset batched comparison")
+    parser.add_argument(
+        "--plain-bare",
+        action="store_true",
+        help="load the bare model with WhisperModel() at normal priority, not through the service's loader",
+    )
     args = parser.parse_args(argv)
     if args.repeats < 1 or args.minutes <= 0:
         parser.error("--repeats must be >= 1 and --minutes > 0")
@@ -448,10 +474,9 @@ def run(args: argparse.Namespace, preset: Preset) -> int:
         f"{os.cpu_count()} CPUs; {args.repeats} repeats"
     )
 
-    load_seconds, model = timed(
-        lambda: WhisperModel(str(tiny_en_path()), device="cpu", compute_type="int8", cpu_threads=args.threads)
-    )
-    print(f"bare model: loaded in {load_seconds:.2f} s (excluded, as is the service's)")
+    load_seconds, model = timed(lambda: load_bare_model(args.threads, args.workdir / "models", plain=args.plain_bare))
+    how = "WhisperModel() at normal priority" if args.plain_bare else "the service's WhisperLoader"
+    print(f"bare model: loaded by {how} in {load_seconds:.2f} s (excluded, as is the service's)")
 
     load_before = os.getloadavg()[0]
     pairs = asyncio.run(measure_pairs(args, media, model, preset))
