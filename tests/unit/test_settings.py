@@ -123,3 +123,11 @@ def test_config_check_masks_secrets(tmp_path: Path) -> None:
 def test_example_env_documents_every_variable() -> None:
     example = (REPO / "config" / "transcriptarr.example.env").read_text()
     assert example == render_env(), "regenerate: python -m transcriptarr.settings_doc env > config/..."
+
+
+def test_readme_configuration_reference_is_generated_from_the_settings() -> None:
+    from transcriptarr.settings_doc import render_markdown
+
+    readme = (REPO / "README.md").read_text()
+    block = readme.split("<!-- settings:begin -->\n", 1)[1].split("<!-- settings:end -->", 1)[0]
+    assert block == render_markdown(), "regenerate: python -m transcriptarr.settings_doc markdown"
