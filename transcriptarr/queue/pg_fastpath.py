@@ -104,20 +104,20 @@ def values_from_db(record: Mapping[str, Any]) -> dict[str, Any]:
 
 
 class DriverPool:
-    """Up to `size` asyncpg connections, reused last-in first-out."""
+    """Up to `size` asyncpg connections, reused last in, first out."""
 
     def __init__(self, connect_kwargs: dict[str, Any], size: int) -> None:
         self._connect_kwargs = connect_kwargs
         self._slots = asyncio.Semaphore(size)
-        self._idle: list[Any] = []
-        self._closed = False
+        self._idle: list[Any] = []  # asyncpg.Connection
 
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[Any]:
         async with self._slots:
+            idle = self._idle  # a connection taken before `close` is not given back after it
             conn = None
-            while self._idle and conn is None:
-                conn = self._idle.pop()
+            while idle and conn is None:
+                conn = idle.pop()
                 if conn.is_closed():
                     conn = None
             if conn is None:
@@ -125,24 +125,27 @@ class DriverPool:
             try:
                 yield conn
             except (asyncpg.PostgresError, asyncpg.InterfaceError):
-                self._put_back(conn)  # refused by the server or by asyncpg: fine, unless it closed
+                self._put_back(conn, idle)  # refused by the server or by asyncpg: fine, unless it closed
                 raise
             except BaseException:
                 conn.terminate()  # a socket error, or cancelled mid-statement: its state is unknown
                 raise
-            self._put_back(conn)
+            self._put_back(conn, idle)
 
-    def _put_back(self, conn: Any) -> None:
-        if self._closed or conn.is_closed() or conn.is_in_transaction():
-            conn.terminate()
+    def _put_back(self, conn: Any, idle: list[Any]) -> None:
+        if idle is self._idle and not conn.is_closed() and not conn.is_in_transaction():
+            idle.append(conn)
         else:
-            self._idle.append(conn)
+            conn.terminate()
 
     async def close(self) -> None:
-        self._closed = True
+        """Close the idle connections, and those in use as they come back. (Usable again after.)"""
         idle, self._idle = self._idle, []
         for conn in idle:
-            await conn.close(timeout=2)
+            try:
+                await conn.close(timeout=2)
+            except Exception:  # closing anyway
+                conn.terminate()
 
 
 class PgFastPath:
