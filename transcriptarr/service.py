@@ -72,6 +72,9 @@ def engine_config(settings: Settings) -> EngineConfig:
         uid=settings.puid,
         gid=settings.pgid,
         work_dir=settings.data_dir / "work",
+        detect_window_seconds=settings.language_detect_window_seconds,
+        detect_offset_seconds=settings.language_detect_offset_seconds,
+        detect_windows=settings.language_detect_windows,
         cue_rules=CueRules(
             max_lines=settings.cue_max_lines,
             max_line_chars=settings.cue_max_line_chars,

@@ -130,6 +130,13 @@ class Settings(BaseSettings):
         default_factory=list, description="Audio tracks to prefer, in order."
     )
     force_language: str | None = Field(None, description="Treat every audio as this language.")
+    language_detect_window_seconds: float = Field(
+        30, gt=0, le=300, description="Speech per language-detection window (Whisper looks at 30 s)."
+    )
+    language_detect_offset_seconds: float = Field(
+        120, ge=0, description="Skip this much of a long file before detecting (intros, music)."
+    )
+    language_detect_windows: int = Field(3, ge=1, le=20, description="Windows that vote on the language.")
 
     # --- library discovery (docs/decisions.md) ---
     library_scan_on_startup: bool = Field(True, description="Scan the library folders when the service starts.")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -44,7 +45,7 @@ from transcriptarr.subtitles.writer import (
 from transcriptarr.workers.bundled_models import ModelLoadError
 from transcriptarr.workers.language import detect_language
 from transcriptarr.workers.models import ModelManager
-from transcriptarr.workers.presets import get_preset
+from transcriptarr.workers.presets import Preset, get_preset
 from transcriptarr.workers.transcribe import Transcript, TranscriptionCancelled, transcribe
 
 log = structlog.get_logger(__name__)
@@ -213,7 +214,7 @@ class JobRunner:
                     lambda: _chunks(audio, self.config.chunk_seconds),
                     audio.duration,
                     known,
-                    get_preset(job.quality),
+                    _preset_for(job),
                 ),
             )
         except ModelLoadError as exc:
@@ -291,7 +292,7 @@ class JobRunner:
         known: str | None,
         device: str | None,
     ) -> Outcome:
-        preset = get_preset(ctx.job.quality)
+        preset = _preset_for(ctx.job)
         duration = audio.duration
 
         def chunks() -> Any:
@@ -427,6 +428,14 @@ class JobRunner:
             raise
         except TranscriptionCancelled:
             raise JobCancelled(f"job {ctx.job.id} cancelled during transcription") from None
+
+
+def _preset_for(job: Job) -> Preset:
+    """The job's quality preset, with a client's `vad_filter=false` honoured (whisper-asr-webservice option)."""
+    preset = get_preset(job.quality)
+    if job.options.get("vad_filter") is False:
+        preset = dataclasses.replace(preset, vad_filter=False)
+    return preset
 
 
 def _chunks(audio: ExtractedAudio, chunk_seconds: float) -> Any:
