@@ -126,6 +126,7 @@ class JobQueue:
         self.backoff_seconds = backoff_seconds
         self.now = clock
         self._build_claim_statements()
+        # PostgreSQL: claim and complete, the hot path, go straight to asyncpg (pg_fastpath.py).
         self._fast: PgFastPath | None = None
         if db.backend.name == "postgresql":
             from transcriptarr.queue.pg_fastpath import fast_path  # asyncpg is only there for PostgreSQL

@@ -1,12 +1,15 @@
 """PostgreSQL: the queue's hot statements, claim and complete, sent straight through asyncpg.
 
-Why this exists: a worker claims a job, then completes it. Through SQLAlchemy each is a
-pool checkout and return, a greenlet hop, the DBAPI adapter and result processing:
-0.85-1.0 ms of client CPU per job, so `benchmarks/queue_bench.py --backend postgresql
---jobs 5000 --claimers 8` ran at 350-550 jobs/s on the 2-core test machine (load ~5).
-Here the same statements cost 160-200 µs per job, and the benchmark runs at
-2,300-3,200 jobs/s. (SQLAlchemy's checkout alone, even as `engine.raw_connection()`,
-was another 65 µs per statement: hence a pool of our own.)
+Why this exists: `benchmarks/queue_bench.py --backend postgresql --jobs 5000 --claimers 8`
+ran at 420-580 jobs/s on the 2-core test machine (load 2-4), for two reasons:
+- client CPU: through SQLAlchemy, a claim plus a complete cost 810-850 µs per job (pool
+  checkout and return, greenlet hops, the DBAPI adapter, result processing); here,
+  150-170 µs. SQLAlchemy's checkout alone, even as `engine.raw_connection()`, costs
+  65 µs per statement: hence a pool of our own;
+- server CPU: 1.9-2.1 ms per job, from the claim's plan (see PLANNER_SETTINGS); here,
+  240-290 µs.
+With both, 3,050-3,900 jobs/s at load 3-4 (2,300-3,200 at load 5.5). Fixing the plan
+alone, on the SQLAlchemy path, gave 1,300-1,800 jobs/s at load 1-1.5.
 
 What stays the same, checked by tests/integration/test_pg_fastpath.py:
 - the SQL: `JobQueue._build_claim_statements`' `UPDATE ... WHERE id = ANY(ARRAY(SELECT
@@ -17,7 +20,8 @@ What stays the same, checked by tests/integration/test_pg_fastpath.py:
 - the errors: SQLAlchemy's `DBAPIError` family, as the dialect translates them, with
   `connection_invalidated` set when the connection broke.
 
-Connections: at most `size`, made with the arguments SQLAlchemy's dialect derives from
+Connections: at most `size` (the database's pool size: that many server connections on top
+of SQLAlchemy's pool), made with the arguments SQLAlchemy's dialect derives from
 the same URL, reused last in, first out. One found closed (server restart) is dropped
 when next taken; one that failed with anything but a database error, or was cancelled
 mid-statement, is dropped at once; the next use connects afresh.
@@ -65,8 +69,8 @@ RETURNING {_RETURNING}"""
 # fresh statistics (a new table, or a burst of enqueues since the last ANALYZE) the
 # planner takes `state = 'queued'` for rare and may instead bitmap-scan and sort every
 # queued row, on each claim: 1.5-2 ms of server CPU at 5,000 queued jobs (the benchmark
-# then ran at ~700 jobs/s), growing with the queue. These connections run nothing but
-# the statements here, none of which needs a sort.
+# then ran at 470-710 jobs/s, even on this fast path), growing with the queue. These
+# connections run nothing but the statements here, none of which needs a sort.
 PLANNER_SETTINGS = {"enable_sort": "off"}
 
 # $1 job id, $2 worker, then the new values.
