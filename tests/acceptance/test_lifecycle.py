@@ -47,7 +47,8 @@ async def wait_for(check: Callable[[], object], what: str, timeout: float = 120.
 
 
 async def test_cancel_during_transcription_stops_within_seconds(tmp_path: Path, long_movie: Path) -> None:
-    settings = engine_settings(tmp_path)
+    # The best preset is slow enough that a fast, idle machine is still transcribing when asked to stop.
+    settings = engine_settings(tmp_path, quality="best")
     async with build(settings) as parts:
         job = (await parts.queue.enqueue(NewJob(source=Source.MANUAL, media_path=str(long_movie)))).job
         stop = asyncio.Event()
@@ -55,9 +56,9 @@ async def test_cancel_during_transcription_stops_within_seconds(tmp_path: Path, 
 
         async def transcribing() -> bool:
             current = await parts.queue.get(job.id)
-            return current.stage == Stage.TRANSCRIBING and current.progress > 0
+            return current.stage == Stage.TRANSCRIBING
 
-        await wait_for(transcribing, "the job to report transcription progress")
+        await wait_for(transcribing, "the job to start transcribing")
         asked = time.monotonic()
         assert await parts.queue.cancel(job.id) == JobState.PROCESSING
 
