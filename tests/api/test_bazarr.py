@@ -384,7 +384,8 @@ def test_client_disconnect_does_not_cancel_the_job(tmp_path: Path, jfk_pcm: byte
     with LiveService(settings, workers=False, keepalive_seconds=1.5) as live:
         with pytest.raises(requests.exceptions.ReadTimeout):
             bazarr_post(live.url, "asr", jfk_pcm, SRT, read_timeout=1)
-        time.sleep(2)  # the next keepalive finds the client gone
+        # Nothing to wait on: let one keepalive (1.5 s) find the client gone, then check the job survived.
+        time.sleep(2)
         [job] = bazarr_jobs(live, content_key(jfk_pcm))
         assert job.state == JobState.QUEUED and Path(str(job.upload_path)).is_file()
 
@@ -395,7 +396,9 @@ def test_shutdown_answers_a_waiting_request(tmp_path: Path, jfk_pcm: bytes) -> N
     with LiveService(settings, workers=False, keepalive_seconds=0.3) as live:
         waiting = threading.Thread(target=lambda: answers.append(bazarr_post(live.url, "asr", jfk_pcm, SRT)))
         waiting.start()
+        deadline = time.monotonic() + 30
         while not bazarr_jobs(live):
+            assert time.monotonic() < deadline, "the request was never queued"
             time.sleep(0.1)
     waiting.join(30)
     [response] = answers
