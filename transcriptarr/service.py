@@ -13,6 +13,9 @@ from typing import Any
 import structlog
 
 from transcriptarr.db.database import Database
+from transcriptarr.integrations.followups import FollowUps
+from transcriptarr.integrations.paths import PathMapper
+from transcriptarr.integrations.wiring import build_followups
 from transcriptarr.library import Library, LibraryConfig
 from transcriptarr.logs import configure_logging
 from transcriptarr.queue.events import JobEvents
@@ -44,6 +47,8 @@ class Components:
     runner: JobRunner
     pool: WorkerPool
     events: JobEvents
+    followups: FollowUps
+    paths: PathMapper
     library: Library | None = None  # standalone mode with LIBRARY_PATHS
 
 
@@ -128,6 +133,8 @@ async def build(settings: Settings) -> AsyncIterator[Components]:
             return await runner.run(ctx, device=device)
 
         events = JobEvents()
+        paths = PathMapper.parse(settings.path_mappings)
+        followups = build_followups(settings, paths)
         pool = WorkerPool(
             queue,
             workers,
@@ -140,13 +147,17 @@ async def build(settings: Settings) -> AsyncIterator[Components]:
                 grace_seconds=settings.shutdown_grace_seconds,
             ),
             events,
+            after_job=followups.submit if followups else None,
         )
         library = None
         if settings.standalone_enabled and settings.library_paths:
             library = Library(db, queue, LibraryConfig.from_settings(settings), wake=pool.wake)
         try:
-            yield Components(settings, db, queue, workers, subtitles, models, runner, pool, events, library)
+            yield Components(
+                settings, db, queue, workers, subtitles, models, runner, pool, events, followups, paths, library
+            )
         finally:
+            await followups.drain(seconds=5)
             await models.aclose()
     finally:
         await db.close()

@@ -19,6 +19,8 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
+from transcriptarr.integrations.paths import PathMapper
+
 
 class ConfigError(Exception):
     """A configuration value that stops start-up; the message is one line for the user."""
@@ -91,8 +93,48 @@ class Settings(BaseSettings):
     )
     auto_scan_enabled: bool = Field(True, description="Rescan the libraries periodically.")
     scan_interval_minutes: float = Field(360, gt=0, description="Minutes between periodic rescans.")
-    bazarr_url: str | None = Field(None, description="Bazarr base URL for its REST API integration.")
-    bazarr_api_key: SecretStr | None = Field(None, description="Bazarr API key.")
+    bazarr_url: str | None = Field(
+        None, description="Bazarr base URL with its URL base, e.g. http://bazarr:6767, for its REST API integration."
+    )
+    bazarr_api_key: SecretStr | None = Field(None, description="Bazarr API key (Settings > General > Security).")
+
+    # --- roles (scale-out: one node discovers and serves, others only transcribe) ---
+    discovery_enabled: bool = Field(
+        True, description="Watch and scan the libraries and pull Bazarr's wanted lists on this node."
+    )
+
+    # --- integrations ---
+    path_mappings: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="from:to pairs separated by |, for paths sent by Bazarr or media servers, e.g. /tv:/media/tv.",
+    )
+    bazarr_sync_minutes: float = Field(
+        30, ge=0, description="Minutes between pulls of Bazarr's wanted lists (0: never; needs BAZARR_URL)."
+    )
+    bazarr_after_write: Literal["scan-disk", "upload", "none"] = Field(
+        "scan-disk", description="How Bazarr learns of a subtitle written for its wanted list: scan-disk or upload."
+    )
+    bazarr_timeout_seconds: float = Field(
+        300, gt=0, description="Timeout of calls to Bazarr's API (scan-disk of a big series is slow)."
+    )
+    jellyfin_url: str | None = Field(None, description="Jellyfin URL, to resolve webhook items and refresh them.")
+    jellyfin_api_key: SecretStr | None = Field(None, description="Jellyfin API key (Dashboard > API Keys).")
+    emby_url: str | None = Field(None, description="Emby URL, to resolve webhook items and refresh them.")
+    emby_api_key: SecretStr | None = Field(None, description="Emby API key.")
+    plex_url: str | None = Field(None, description="Plex URL, to resolve webhook items and refresh them.")
+    plex_token: SecretStr | None = Field(None, description="Plex token (X-Plex-Token).")
+    media_server_refresh: bool = Field(
+        True, description="Ask the media server to refresh an item after writing its subtitle."
+    )
+    webhook_events: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["added", "played"],
+        description="Media-server events that queue a file: added, played (comma-separated).",
+    )
+    notify_url: str | None = Field(
+        None, description="URL that receives a JSON POST when a job completes or finally fails."
+    )
+    notify_timeout_seconds: float = Field(10, gt=0, description="Timeout of one notification POST.")
+    notify_attempts: int = Field(5, ge=1, le=50, description="Tries per notification before giving up.")
 
     # --- queue and database ---
     node_name: str = Field(default_factory=socket.gethostname, description="Name of this node in the worker list.")
@@ -220,6 +262,9 @@ class Settings(BaseSettings):
     log_format: Literal["auto", "json", "console"] = Field(
         "auto", description="json in containers, console on a terminal, or auto."
     )
+    progress_log_seconds: float = Field(
+        60, ge=0, description="Log a running job's progress, speed and ETA this often (0: never)."
+    )
 
     @field_validator("database_url")
     @classmethod
@@ -275,6 +320,32 @@ class Settings(BaseSettings):
             except ValueError:
                 raise ValueError(f"'{network}' is not a network like 192.168.1.0/24") from None
         return networks
+
+    @field_validator("path_mappings", mode="before")
+    @classmethod
+    def _parse_mappings(cls, value: Any) -> list[str]:
+        entries = _split(value, "|")
+        PathMapper.parse(entries)  # raises PathMappingError (a ValueError) with the bad entry
+        return entries
+
+    @field_validator("webhook_events", mode="before")
+    @classmethod
+    def _parse_events(cls, value: Any) -> list[str]:
+        events = [part.lower() for part in _split(value, ",")]
+        for event in events:
+            if event not in ("added", "played"):
+                raise ValueError(f"unknown event '{event}'; use added, played or added,played")
+        return events
+
+    @field_validator("bazarr_url", "jellyfin_url", "emby_url", "plex_url", "notify_url")
+    @classmethod
+    def _check_http_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        value = value.strip().rstrip("/")
+        if not value.startswith(("http://", "https://")):
+            raise ValueError(f"'{value}' is not an http:// or https:// URL")
+        return value
 
     @field_validator("whisper_devices", mode="before")
     @classmethod

@@ -25,7 +25,7 @@ def _default(name: str, field: FieldInfo) -> str:
     if isinstance(value, frozenset):
         return ",".join(sorted(str(v) for v in value))
     if isinstance(value, list):
-        return "|".join(str(v) for v in value) if name.endswith(("paths", "devices")) else ",".join(value)
+        return "|".join(str(v) for v in value) if name.endswith(("paths", "devices", "mappings")) else ",".join(value)
     if isinstance(value, bool):
         return str(value).lower()
     return str(value)

@@ -72,8 +72,10 @@ class WorkerPool:
         runner: Runner,
         config: PoolConfig,
         events: JobEvents | None = None,
+        after_job: Callable[[Job], None] | None = None,
     ) -> None:
         self.queue = queue
+        self.after_job = after_job  # told of each job that completed or finally failed; must not block
         self.events = events or JobEvents()
         self.registry = registry
         self.runner = runner
@@ -207,6 +209,8 @@ class WorkerPool:
         with contextlib.suppress(Exception):
             current = await asyncio.shield(self.queue.get(job.id))
             self.events.publish("job_finished", job_id=job.id, state=current.state, error=current.error)
+            if self.after_job is not None and current.state in (JobState.COMPLETED, JobState.FAILED):
+                self.after_job(current)
             if job.upload_path and current.state in FINISHED_STATES:
                 await asyncio.to_thread(Path(job.upload_path).unlink, missing_ok=True)
 

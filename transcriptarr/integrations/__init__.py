@@ -1,0 +1,1 @@
+"""What connects Transcriptarr to a media stack: path mapping, media servers, Bazarr, notifications."""
