@@ -1,7 +1,9 @@
 """The `transcriptarr` command.
 
 Every command reads the same configuration as the service and works against
-the configured database, also while the service is running.
+the configured database, also while the service is running. `run` is the whole
+service; `worker` only transcribes (no HTTP server, no library discovery), for
+more machines on the same PostgreSQL or MariaDB database.
 Exit status: 0 ok, 1 the command failed (message on stderr), 2 bad configuration
 or usage.
 """
@@ -22,7 +24,7 @@ from transcriptarr.db.database import Database
 from transcriptarr.db.models import Job, JobState, Source, Task
 from transcriptarr.library.commands import LIBRARY_HANDLERS, add_library_commands
 from transcriptarr.queue.jobqueue import InvalidTransition, JobNotFound, JobQueue, NewJob
-from transcriptarr.queue.registry import WorkerRegistry
+from transcriptarr.queue.registry import NodeInfo, WorkerRegistry, stale_after
 from transcriptarr.queue.stats import queue_stats
 from transcriptarr.settings import ConfigError, Settings, load_settings
 
@@ -40,6 +42,12 @@ def _parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser("run", help="run the service")
     run.add_argument("--once", action="store_true", help="process what is queued, then exit")
+
+    worker = commands.add_parser(
+        "worker",
+        help="transcribe only: take jobs from the shared database (no HTTP server, no library discovery)",
+    )
+    worker.add_argument("--once", action="store_true", help="process what is queued, then exit")
 
     status = commands.add_parser("status", help="queue counts, ETA and workers")
     status.add_argument("--json", action="store_true", help="machine-readable output")
@@ -138,6 +146,28 @@ def job_dict(job: Job) -> dict[str, Any]:
     return data
 
 
+def _node_line(node: NodeInfo, now: datetime) -> str:
+    age = _age((now - node.heartbeat_at).total_seconds())
+    where = f"pid {node.pid} on {node.host}" if node.host else "no node record"
+    devices = ",".join(node.devices) or "-"
+    health = (
+        f"heartbeat {age} ago"
+        if node.alive
+        else f"STALE: no heartbeat for {age}; its jobs go back to the queue when their leases run out"
+    )
+    workers = f"{len(node.workers)} workers" if node.workers else "no workers"
+    return f"{node.name:<20} {node.role or '-':<22} {devices:<12} {workers:<10} {where}, {health}"
+
+
+def _age(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    if seconds < 120:
+        return f"{seconds} s"
+    if seconds < 7200:
+        return f"{seconds // 60} min"
+    return f"{seconds // 3600} h"
+
+
 def _duration(seconds: float | None) -> str:
     if seconds is None:
         return "unknown (no finished job measured yet)"
@@ -153,26 +183,27 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
     return asyncio.run(run_service(settings, once=args.once))
 
 
+def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
+    """`run` without the HTTP server and discovery: a transcription node beside a `run` node."""
+    from transcriptarr.service import run_service
+
+    worker_only = settings.model_copy(update={"http_enabled": False, "discovery_enabled": False})
+    return asyncio.run(run_service(worker_only, once=args.once))
+
+
 def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
     async def work(queue: JobQueue) -> int:
-        workers = await WorkerRegistry(queue.db).list()
+        registry = WorkerRegistry(queue.db, stale_after=stale_after(settings.lease_seconds))
+        nodes = await registry.nodes()
+        workers = [worker for node in nodes for worker in node.workers]
         alive = [w for w in workers if w.alive]
-        stats = await queue_stats(queue.db, datetime.now(UTC), workers=max(1, len(alive)))
+        now = datetime.now(UTC)
+        stats = await queue_stats(queue.db, now, workers=max(1, len(alive)))
         if args.json:
             payload = {
                 "queue": stats.as_dict(),
-                "workers": [
-                    {
-                        "id": w.id,
-                        "node": w.node,
-                        "device": w.device,
-                        "state": w.state,
-                        "job_id": w.job_id,
-                        "alive": w.alive,
-                        "heartbeat_at": w.heartbeat_at.isoformat(),
-                    }
-                    for w in workers
-                ],
+                "nodes": [node.as_dict(now) for node in nodes],
+                "workers": [w.as_dict() for w in workers],
             }
             print(json.dumps(payload, indent=2))
             return 0
@@ -182,10 +213,15 @@ def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
         print(f"last hour: {stats.completed_last_hour} completed, {stats.failed_last_hour} failed")
         speed = f"{stats.speed:.1f}x real time per worker" if stats.speed else "not measured yet"
         print(f"speed: {speed}; queue ETA: {_duration(stats.eta_seconds)}")
-        print(f"workers: {len(alive)} alive" + ("" if alive else " (is `transcriptarr run` running?)"))
-        for w in workers:
-            doing = f"job {w.job_id}" if w.job_id else w.state
-            print(f"  {w.id:<40} {w.device:<8} {doing}{'' if w.alive else '  (no heartbeat)'}")
+        running = len([node for node in nodes if node.alive])
+        print(f"nodes: {running} running, {len(nodes) - running} stale")
+        for node in nodes:
+            print("  " + _node_line(node, now))
+            for w in node.workers:
+                doing = f"busy: job {w.job_id}" if w.job_id else w.state
+                print(f"    {w.id:<40} {w.device:<8} {doing}{'' if w.alive else '  (no heartbeat)'}")
+        hint = "" if alive else " (is `transcriptarr run` or `transcriptarr worker` running?)"
+        print(f"workers: {len(alive)} alive{hint}")
         return 0
 
     return _with_queue(settings, work)
@@ -308,6 +344,7 @@ def cmd_config_check(settings: Settings, args: argparse.Namespace) -> int:
 
 _HANDLERS: dict[str, Callable[[Settings, argparse.Namespace], int]] = {
     "run": cmd_run,
+    "worker": cmd_worker,
     "status": cmd_status,
     "jobs": cmd_jobs,
     "enqueue": cmd_enqueue,

@@ -13,6 +13,8 @@ from typing import Any
 import structlog
 
 from transcriptarr.db.database import Database
+from transcriptarr.db.sqlite_lock import SqliteInUse, in_use_message, sqlite_node_lock
+from transcriptarr.integrations.bazarr_sync import bazarr_sync_from_settings
 from transcriptarr.integrations.followups import FollowUps
 from transcriptarr.integrations.paths import PathMapper
 from transcriptarr.integrations.wiring import build_followups
@@ -21,7 +23,7 @@ from transcriptarr.logs import configure_logging
 from transcriptarr.queue.events import JobEvents
 from transcriptarr.queue.jobqueue import JobQueue
 from transcriptarr.queue.maintenance import keep_queue_healthy
-from transcriptarr.queue.registry import WorkerRegistry
+from transcriptarr.queue.registry import WorkerRegistry, keep_node_registered, stale_after
 from transcriptarr.settings import Settings
 from transcriptarr.subtitles.cues import CueRules
 from transcriptarr.subtitles.registry import SubtitleRegistry
@@ -112,7 +114,7 @@ async def build(settings: Settings) -> AsyncIterator[Components]:
             max_attempts=settings.max_retries + 1,
             backoff_seconds=settings.retry_backoff_seconds,
         )
-        workers = WorkerRegistry(db, stale_after=timedelta(seconds=settings.lease_seconds * 1.5))
+        workers = WorkerRegistry(db, stale_after=stale_after(settings.lease_seconds))
         subtitles = SubtitleRegistry(db)
         run_on = devices(settings)
         loader = WhisperLoader(
@@ -145,12 +147,13 @@ async def build(settings: Settings) -> AsyncIterator[Components]:
                 workers_per_device=settings.workers,
                 max_job_seconds=settings.max_job_minutes * 60,
                 grace_seconds=settings.shutdown_grace_seconds,
+                progress_log_seconds=settings.progress_log_seconds,
             ),
             events,
             after_job=followups.submit if followups else None,
         )
         library = None
-        if settings.standalone_enabled and settings.library_paths:
+        if settings.standalone_enabled and settings.discovery_enabled and settings.library_paths:
             library = Library(db, queue, LibraryConfig.from_settings(settings), wake=pool.wake)
         try:
             yield Components(
@@ -176,29 +179,69 @@ async def run_service(settings: Settings, *, once: bool = False) -> int:
     stop = asyncio.Event()
     _install_signal_handlers(stop)
     try:
-        async with build(settings) as parts:
+        async with build(settings) as parts, _only_node_on_sqlite(parts):
             return await _serve(parts, stop, once=once)
     except StartupError as exc:
         log.error("startup_failed", error=str(exc))
         return 1
 
 
+def node_role(settings: Settings, pool: WorkerPool, *, once: bool = False) -> str:
+    """What this node does, e.g. "api,discovery,workers" (`run`), "workers" (`worker`), "api,discovery" (WORKERS=0)."""
+    duties = (
+        ("api", settings.http_enabled and not once),
+        ("discovery", settings.discovery_enabled and not once),
+        ("workers", bool(pool.workers())),
+    )
+    return ",".join(name for name, on in duties if on) or "none"
+
+
+@contextlib.asynccontextmanager
+async def _only_node_on_sqlite(parts: Components) -> AsyncIterator[None]:
+    """SQLite supports one node: refuse to start beside another (transcriptarr/db/sqlite_lock.py)."""
+    if not parts.db.backend.is_sqlite or not parts.db.url.database:
+        yield
+        return
+    try:
+        with sqlite_node_lock(parts.db.url.database, parts.settings.node_name) as database:
+            other = await parts.workers.live_node_elsewhere(parts.settings.node_name)
+            if other is not None:
+                raise SqliteInUse(in_use_message(database, other.name, other.pid or "unknown", other.host))
+            yield
+    except SqliteInUse as exc:
+        raise StartupError(str(exc)) from None
+
+
 async def _serve(parts: Components, stop: asyncio.Event, *, once: bool) -> int:
     settings = parts.settings
     recovered = await parts.queue.recover_node(settings.node_name)
     stale = parts.runner.remove_stale_work_files()
+    role = node_role(settings, parts.pool, once=once)
+    devices = parts.pool.config.devices
+    await parts.workers.register_node(settings.node_name, role, devices)
     log.info(
         "service_started",
         node=settings.node_name,
+        role=role,
         database=parts.db.describe(),
         mode=sorted(m.value for m in settings.transcriptarr_mode),
-        devices=list(parts.pool.config.devices),
+        devices=list(devices),
         workers=len(parts.pool.workers()),
         model=settings.whisper_model,
         recovered_jobs=recovered,
         removed_work_files=len(stale),
     )
-    background: list[asyncio.Future[Any]] = []
+    background: list[asyncio.Future[Any]] = [
+        asyncio.create_task(
+            keep_node_registered(
+                parts.workers, settings.node_name, role, devices, stop, every=settings.lease_seconds / 3
+            )
+        )
+    ]
+    if parts.pool.workers() and parts.db.backend.name == "postgresql":
+        from transcriptarr.queue.wakeups import JobWakeups  # asyncpg: PostgreSQL only
+
+        background.append(asyncio.create_task(JobWakeups.for_database(parts.db, parts.pool.wake).run(stop)))
     if not once:
         background.append(
             asyncio.create_task(
@@ -214,10 +257,15 @@ async def _serve(parts: Components, stop: asyncio.Event, *, once: bool) -> int:
     if not once and settings.http_enabled:
         http = await _start_http(parts, stop)
         if http is None:
+            stop.set()
+            await asyncio.gather(*background, return_exceptions=True)
             return 1
         background.append(http)
     if not once and parts.library is not None:
         background.append(asyncio.create_task(parts.library.run(stop)))
+    sync = None if once else bazarr_sync_from_settings(parts)
+    if sync is not None:
+        background.append(asyncio.create_task(sync.run(stop), name="bazarr-sync"))
     summary: PoolSummary = await parts.pool.run(stop, once=once)
     if not once:
         await stop.wait()  # with WORKERS=0 the pool returns at once; HTTP and the watcher go on

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -70,3 +72,47 @@ def test_unreachable_database_is_one_clear_line(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert result.stderr.startswith("error: cannot reach the database postgresql+asyncpg://nobody:***@127.0.0.1:9")
     assert "secret" not in result.stderr and "Traceback" not in result.stderr
+
+
+def test_worker_node_shows_in_status_and_stops_on_sigterm(cli, db_url: str, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": str(tmp_path),
+        "DATABASE_URL": db_url,
+        "DATA_DIR": str(tmp_path / "data"),
+        "NODE_NAME": "gpu-box-1",
+        "WORKERS": "1",
+        "WHISPER_DEVICE": "cpu",
+        "WHISPER_MODEL": "bundled:tiny.en",
+        "LOG_FORMAT": "json",
+    }
+    log = tmp_path / "worker.log"
+    with log.open("wb") as out:
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "transcriptarr", "worker"], cwd=tmp_path, env=env, stdout=out, stderr=out
+        )
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            assert worker.poll() is None, log.read_text()
+            nodes = json.loads(cli("status", "--json"))["nodes"]
+            if nodes and [w["state"] for w in nodes[0]["workers"]] == ["idle"]:
+                break
+            assert time.monotonic() < deadline, f"the worker node never showed up in status:\n{log.read_text()}"
+        [node] = nodes
+        assert (node["name"], node["role"], node["devices"], node["stale"]) == ("gpu-box-1", "workers", ["cpu"], False)
+        assert node["pid"] == worker.pid
+        assert [w["id"] for w in node["workers"]] == ["gpu-box-1/cpu/0"]
+        shown = cli("status")
+        assert "nodes: 1 running, 0 stale" in shown and "gpu-box-1" in shown and "heartbeat" in shown
+
+        worker.send_signal(signal.SIGTERM)
+        assert worker.wait(60) == 0, log.read_text()
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+            worker.wait()
+    started = [json.loads(line) for line in log.read_text().splitlines() if '"service_started"' in line]
+    assert [(event["role"], event["node"]) for event in started] == [("workers", "gpu-box-1")]
+    assert "Traceback" not in log.read_text()
+    assert json.loads(cli("status", "--json"))["nodes"] == []  # a node that stops removes itself

@@ -15,7 +15,7 @@ import structlog
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from transcriptarr.api import bazarr, control, openapi, page, views
+from transcriptarr.api import bazarr, control, openapi, page, views, webhooks
 from transcriptarr.api.config import ApiConfig
 from transcriptarr.api.errors import ApiError, json_error, provider_error
 from transcriptarr.api.intake import sweep_spool
@@ -92,6 +92,7 @@ def create_app(
     control.add_routes(app)
     openapi.add_routes(app)
     page.add_routes(app)
+    webhooks.add_routes(app)
     app.cleanup_ctx.append(_spool)
     app.cleanup_ctx.append(_count_jobs)
     app.on_shutdown.append(_stop_long_requests)

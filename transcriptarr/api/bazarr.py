@@ -124,7 +124,11 @@ async def asr(request: web.Request) -> web.StreamResponse:
     except ApiError as exc:
         return provider_error(exc.status, exc.message)
 
-    written = await _written_subtitle(request, params)
+    # Bazarr names the video as it sees it; PATH_MAPPINGS gives this machine's name for the library look-up.
+    # The job's key and details keep Bazarr's own name: a repeated request finds its job and stored result
+    # even after PATH_MAPPINGS changed, and the work itself (the uploaded audio) does not depend on it.
+    local_video = parts.paths.map(params.video_file) if params.video_file else None
+    written = await _written_subtitle(request, params, local_video)
     if written is not None:
         return written
 
@@ -242,17 +246,19 @@ async def _wait_and_answer(
             return provider_error(500, f"job {job_id} disappeared from the queue; ask again")
 
 
-async def _written_subtitle(request: web.Request, params: AsrParams) -> web.StreamResponse | None:
-    """A subtitle we already wrote next to `video_file` (inside a library), in the wanted language."""
+async def _written_subtitle(
+    request: web.Request, params: AsrParams, local_video: str | None
+) -> web.StreamResponse | None:
+    """A subtitle we already wrote next to the video (`local_video`: inside a library), in the wanted language."""
     parts = request.app[PARTS]
     target = params.target_language
-    if params.video_file is None or target is None:
+    if local_video is None or target is None:
         return None
     try:
-        media = await asyncio.to_thread(inside_library, params.video_file, parts.settings.library_paths)
+        media = await asyncio.to_thread(inside_library, local_video, parts.settings.library_paths)
     except (OutsideLibrary, OSError):
         return None
-    for candidate in dict.fromkeys((str(media), params.video_file)):
+    for candidate in dict.fromkeys((str(media), local_video)):
         for path, language in await parts.subtitles.for_media(candidate):
             if whisper_code(language) != target or not await asyncio.to_thread(Path(path).is_file):
                 continue

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import hashlib
 import time
 import uuid
@@ -35,6 +36,8 @@ _FLUSH_SIZE = 4 << 20
 _IN_FLIGHT = 4
 # Multipart framing around the audio: boundaries, part headers, other small fields.
 _FRAMING_SLACK = 1 << 20
+# Errors of the spool's disk (not of the connection, which raises OSErrors too).
+_SPOOL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EIO})
 
 
 @dataclass(frozen=True)
@@ -138,7 +141,10 @@ async def receive_upload(
     if spool_dir is not None:
         final = spool_dir / f"upload-{uuid.uuid4().hex}"
         partial = final.with_name(final.name + ".part")
-        handle = await asyncio.to_thread(_open_spool, partial)
+        try:
+            handle = await asyncio.to_thread(_open_spool, partial)
+        except OSError as exc:
+            raise _spool_failed(spool_dir, exc) from None
     sink = _Sink(handle, hashing, keep_head)
     started = time.monotonic()
     try:
@@ -173,6 +179,8 @@ async def receive_upload(
             raise
         if isinstance(exc, TimeoutError):
             raise ApiError(408, f"the upload stalled: no data for {idle_seconds:g} s") from None
+        if isinstance(exc, OSError) and exc.errno in _SPOOL_ERRNOS and spool_dir is not None:
+            raise _spool_failed(spool_dir, exc) from None
         if isinstance(exc, Exception):
             if request.transport is None or request.transport.is_closing():
                 raise ApiError(400, "the client closed the connection during the upload") from None
@@ -184,6 +192,16 @@ async def receive_upload(
 def _open_spool(path: Path) -> IO[bytes]:
     path.parent.mkdir(parents=True, exist_ok=True)
     return path.open("xb")
+
+
+def _spool_failed(spool_dir: Path, exc: OSError) -> ApiError:
+    """A full or read-only DATA_DIR is this server's problem, not a bad request: 503, saying what to fix."""
+    log.error("spool_write_failed", folder=str(spool_dir), error=exc.strerror or str(exc), errno=exc.errno)
+    return ApiError(
+        503,
+        f"cannot store the upload in {spool_dir} ({exc.strerror or exc}); free space there "
+        "or set DATA_DIR to a writable folder on a bigger disk",
+    )
 
 
 def _too_large(max_bytes: int, declared: int | None) -> str:

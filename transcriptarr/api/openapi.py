@@ -180,8 +180,8 @@ def _control_paths() -> dict[str, Any]:
             "get": {
                 **secured,
                 "tags": ["status"],
-                "summary": "Mode, version, model, workers, queue counts and ETA",
-                "responses": {"200": {"description": "Status.", "content": _json({"type": "object"})}, **_errors(401)},
+                "summary": "Mode, version, model, nodes and their workers, queue counts and ETA",
+                "responses": {"200": {"description": "Status.", "content": _json(_ref("Status"))}, **_errors(401)},
             }
         },
         "/api/events": {
@@ -308,6 +308,51 @@ def _control_paths() -> dict[str, Any]:
     }
 
 
+def _webhook_paths() -> dict[str, Any]:
+    """POST /webhooks/{server} (api/webhooks.py): a media server's event, in its own format."""
+    event = {"type": "object", "description": "The server's webhook event as it sends it."}
+    json_body = _json(event)
+    multipart = {
+        "multipart/form-data": {
+            "schema": {
+                "type": "object",
+                "properties": {
+                    "payload": {"type": "string", "description": "Plex: the event as JSON."},
+                    "data": {"type": "string", "description": "Emby (multipart setting): the event as JSON."},
+                    "thumb": {"type": "string", "format": "binary", "description": "Plex: a thumbnail (ignored)."},
+                },
+            }
+        }
+    }
+    bodies = {
+        "jellyfin": ("Jellyfin Webhook plugin, Generic destination (ItemAdded, PlaybackStart)", json_body),
+        "emby": ("Emby webhooks (library.new, playback.start), JSON or multipart", {**json_body, **multipart}),
+        "plex": ("Plex webhooks (library.new, media.play), multipart", {**multipart, **json_body}),
+        "tautulli": ("Tautulli Webhook agent (created, play) with the JSON data from the docs", json_body),
+    }
+    responses = {
+        "202": {"description": "Handled: queued, or why not.", "content": _json(_ref("WebhookHandled"))},
+        "200": {"description": "An event that is not acted on.", "content": _json(_ref("WebhookIgnored"))},
+        **_errors(400, 401, 403, 408),
+        "404": {"description": "The file (after PATH_MAPPINGS) or the item does not exist.", "content": _JSON_ERROR},
+        "413": {"description": "The body is larger than 1 MiB.", "content": _JSON_ERROR},
+        "502": {"description": "The media server's API failed or refused the key.", "content": _JSON_ERROR},
+        "503": {"description": "The event names no file and the server is not configured.", "content": _JSON_ERROR},
+    }
+    return {
+        f"/webhooks/{server}": {
+            "post": {
+                "security": _SECURED,
+                "tags": ["webhooks"],
+                "summary": summary,
+                "requestBody": {"required": True, "content": content},
+                "responses": responses,
+            }
+        }
+        for server, (summary, content) in bodies.items()
+    }
+
+
 _SCHEMAS: dict[str, Any] = {
     "Error": {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}},
     "Language": {
@@ -329,6 +374,74 @@ _SCHEMAS: dict[str, Any] = {
             "workers": {"type": "object"},
         },
     },
+    "Status": {
+        "type": "object",
+        "required": ["version", "node", "nodes", "workers", "running", "next", "queue"],
+        "properties": {
+            "version": {"type": "string"},
+            "node": {"type": "string", "description": "The node that answered."},
+            "nodes": {
+                "type": "array",
+                "description": "Every node on this database (`run` and `worker` processes), with its workers.",
+                "items": _ref("Node"),
+            },
+            "workers": {"type": "array", "items": {"type": "object"}},
+            "running": {"type": "array", "items": _ref("Job")},
+            "next": {"type": "array", "items": _ref("Job")},
+            "queue": {"type": "object"},
+        },
+    },
+    "Node": {
+        "type": "object",
+        "required": ["name", "role", "devices", "heartbeat_at", "stale", "workers"],
+        "properties": {
+            "name": {"type": "string", "description": "NODE_NAME."},
+            "role": {
+                "type": ["string", "null"],
+                "description": "What it does: api, discovery, workers, comma-separated (null: workers without a node).",
+            },
+            "host": {"type": ["string", "null"]},
+            "pid": {"type": ["integer", "null"]},
+            "version": {"type": ["string", "null"]},
+            "devices": {"type": "array", "items": {"type": "string"}},
+            "started_at": {"type": ["string", "null"], "format": "date-time"},
+            "heartbeat_at": {"type": "string", "format": "date-time"},
+            "heartbeat_age_seconds": {"type": "number"},
+            "stale": {
+                "type": "boolean",
+                "description": "No heartbeat for 1.5 leases: gone; its jobs are queued again as their leases run out.",
+            },
+            "workers": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["id", "device", "state", "alive"],
+                    "properties": {
+                        "id": {"type": "string"},
+                        "node": {"type": "string"},
+                        "device": {"type": "string"},
+                        "state": {"type": "string", "enum": ["idle", "busy", "stopping"]},
+                        "job_id": {"type": ["integer", "null"]},
+                        "heartbeat_at": {"type": "string", "format": "date-time"},
+                        "alive": {"type": "boolean"},
+                    },
+                },
+            },
+        },
+    },
+    "WebhookHandled": {
+        "type": "object",
+        "required": ["queued", "reason", "job_id"],
+        "properties": {
+            "queued": {"type": "boolean", "description": "A new job was queued."},
+            "reason": {"type": "string"},
+            "job_id": {"type": ["integer", "null"]},
+            "job_ids": {"type": "array", "items": {"type": "integer"}},
+            "path": {"type": "string", "description": "The file on this machine."},
+            "files": {"type": "integer", "description": "A show or season: files checked in the background."},
+        },
+    },
+    "WebhookIgnored": {"type": "object", "required": ["ignored"], "properties": {"ignored": {"type": "string"}}},
     "NewJob": {
         "type": "object",
         "required": ["path"],
@@ -379,7 +492,7 @@ _SCHEMAS: dict[str, Any] = {
 
 
 def document(prefix: str = "") -> dict[str, Any]:
-    paths = {**_provider_paths(), **_control_paths()}
+    paths = {**_provider_paths(), **_control_paths(), **_webhook_paths()}
     if prefix:
         for path in ("/asr", "/detect-language", "/status"):
             paths[prefix + path] = paths[path]

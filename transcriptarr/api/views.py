@@ -94,7 +94,8 @@ async def status(parts: Components) -> dict[str, Any]:
     settings = parts.settings
     now = utcnow()
     live = live_contexts(parts)
-    workers = await parts.workers.list()
+    nodes = await parts.workers.nodes()
+    workers = [worker for node in nodes for worker in node.workers]
     running = await parts.queue.list_jobs(states=[JobState.PROCESSING], limit=200)
     queued = await parts.queue.list_jobs(states=[JobState.QUEUED], limit=500)
     failed = await parts.queue.list_jobs(states=[JobState.FAILED], limit=_RECENT_FAILURES)
@@ -111,6 +112,8 @@ async def status(parts: Components) -> dict[str, Any]:
         "device": settings.whisper_device,
         "devices": list(parts.pool.config.devices),
         "generated_at": now.isoformat(),
+        # Every node on this database (this one, other `run` and `worker` processes), each with its workers.
+        "nodes": [node.as_dict(now) for node in nodes],
         "workers": [
             {
                 "id": worker.id,

@@ -32,6 +32,7 @@ from transcriptarr.db.engine import SQLITE_BEGIN, Backend, backend_of, create_en
 
 T = TypeVar("T")
 _DEADLOCK_RETRIES = 3
+HEALTH_TIMEOUT_SECONDS = 5.0
 # MariaDB/MySQL: 1213 deadlock found, 1205 lock wait timeout.
 _MYSQL_RETRYABLE = (1213, 1205)
 
@@ -106,11 +107,16 @@ class Database:
         return await migrate.upgrade(self.engine)
 
     async def health(self) -> Health:
-        """`SELECT 1` plus the schema version; never raises."""
+        """`SELECT 1` plus the schema version, within HEALTH_TIMEOUT_SECONDS; never raises."""
         try:
-            async with self.engine.connect() as conn:
-                await conn.execute(text("SELECT 1"))
-            revision = await migrate.current_revision(self.engine)
+            # Bounded: an unreachable host (connect timeout 60 s) or a pool with every connection
+            # in use (30 s) must not keep `/health` waiting.
+            async with asyncio.timeout(HEALTH_TIMEOUT_SECONDS):
+                async with self.engine.connect() as conn:
+                    await conn.execute(text("SELECT 1"))
+                revision = await migrate.current_revision(self.engine)
+        except TimeoutError:
+            return Health(False, self.backend.name, None, False, f"no answer within {HEALTH_TIMEOUT_SECONDS:g} s")
         except Exception as exc:  # any driver error means "not healthy", with its text
             return Health(False, self.backend.name, None, False, f"{type(exc).__name__}: {exc}")
         return Health(True, self.backend.name, revision, revision == migrate.head_revision())

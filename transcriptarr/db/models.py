@@ -1,4 +1,4 @@
-"""Tables: the job queue and the registry of running workers.
+"""Tables: the job queue and the registry of running nodes and workers.
 
 The schema is owned by the Alembic migrations in `migrations/versions`; these
 classes describe the same tables for queries, and a test checks they agree.
@@ -174,6 +174,21 @@ class WorkerRecord(Base):
     started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     heartbeat_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     pid: Mapped[int | None] = mapped_column(Integer)
+
+
+class NodeRecord(Base):
+    """A running Transcriptarr process (`run` or `worker`) and what it does; its workers share its name."""
+
+    __tablename__ = "nodes"
+
+    name: Mapped[str] = mapped_column(String(128), primary_key=True)
+    role: Mapped[str] = mapped_column(String(64))  # what this node does, e.g. "api,discovery,workers" or "workers"
+    host: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    version: Mapped[str] = mapped_column(String(32))
+    devices: Mapped[list[str]] = mapped_column(JSON)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    heartbeat_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class WrittenSubtitle(Base):

@@ -29,6 +29,8 @@ class FollowUpError(Exception):
 
 
 class FollowUp(Protocol):
+    """A follow-up may also have an `attempts` attribute: its own number of tries (default: FollowUps')."""
+
     name: str
 
     def wants(self, job: Job) -> bool:
@@ -84,13 +86,14 @@ class FollowUps:
 
     async def _run(self, action: FollowUp, job: Job) -> None:
         delay = self.first_delay
-        for attempt in range(1, self.attempts + 1):
+        attempts = int(getattr(action, "attempts", self.attempts))
+        for attempt in range(1, attempts + 1):
             try:
                 await action(job)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                retry = getattr(exc, "retry", True) and attempt < self.attempts
+                retry = getattr(exc, "retry", True) and attempt < attempts
                 log.warning(
                     "followup_failed",
                     job_id=job.id,

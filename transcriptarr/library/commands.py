@@ -36,7 +36,8 @@ def add_library_commands(commands: Any) -> None:
 def cmd_explain(settings: Settings, args: argparse.Namespace) -> int:
     path: Path = args.path.expanduser().absolute()
     if not path.exists():
-        print(f"error: {path} does not exist", file=sys.stderr)
+        broken = f"is a broken symlink (to {path.readlink()}, which does not exist)" if path.is_symlink() else ""
+        print(f"error: {path} {broken or 'does not exist'}", file=sys.stderr)
         return 1
 
     async def work(library: Library) -> int:

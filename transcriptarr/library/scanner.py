@@ -8,7 +8,7 @@ moved (same size and mtime, new path) keeps its probe result and its jobs follow
 """
 
 # Paths are plain str throughout the library package (index keys, tens of thousands per scan): os.path.
-# ruff: noqa: PTH100, PTH113, PTH116, PTH118, PTH119, PTH120
+# ruff: noqa: PTH100, PTH113, PTH114, PTH116, PTH118, PTH119, PTH120
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ import asyncio
 import dataclasses
 import hashlib
 import os
+import stat
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -338,7 +339,7 @@ class Scanner:
             return Decision(False, [*lead, *screening.reasons])
         candidate = await asyncio.to_thread(self._candidate, path, root or os.path.dirname(path))
         if candidate is None:
-            return Decision(False, [*lead, "skipped: not a file, or it cannot be read"])
+            return Decision(False, [*lead, await asyncio.to_thread(_not_a_media_file, path)])
         probe: MediaInfo | ProbeError | None = self._cached_probe(candidate, await self.index.get(path))
         lead.append("probe result from the media index (file unchanged)" if probe else "probed now")
         if probe is None:
@@ -559,6 +560,21 @@ def _folder(path: str) -> Folder | None:
             return Folder(path, [e for e in entries if e.is_file()], [])
     except OSError:
         return None
+
+
+def _not_a_media_file(path: str) -> str:
+    """Why there is no file to decide about at `path`, for `explain`."""
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        return "skipped: a broken symlink" if os.path.islink(path) else "skipped: the file does not exist"
+    except OSError as exc:
+        return f"skipped: it cannot be read ({exc.strerror or exc})"
+    if stat.S_ISDIR(info.st_mode):
+        return "skipped: a folder, not a media file"
+    if not stat.S_ISREG(info.st_mode):
+        return "skipped: not a regular file (a named pipe, socket or device)"
+    return "skipped: it vanished or cannot be read"
 
 
 def _stem_of(path: str) -> str:

@@ -9,6 +9,7 @@ and skipped; none of them stops the walk:
 - symlinked folders are followed (unless told not to), each folder is entered once
   by device and inode, so a symlink loop ends there;
 - broken symlinks, files or folders that vanish while being walked;
+- named pipes, sockets and devices (reading a FIFO would block forever): skipped, and said so;
 - names with control characters (newlines) or bytes that are not UTF-8.
   Other unusual names (spaces, quotes, unicode, a leading "-") are normal names.
 """
@@ -27,6 +28,8 @@ import structlog
 from transcriptarr.library.names import IGNORE_MARKER, unsafe_name_reason
 
 log = structlog.get_logger(__name__)
+
+_SPECIAL = "not a regular file or folder (a named pipe, socket or device)"
 
 
 @dataclass
@@ -114,8 +117,11 @@ def _sort_entries(
                 folders.append(entry)
             elif entry.is_file(follow_symlinks=False):
                 files.append(entry)
-            elif entry.is_symlink() and follow_symlinks:
-                _sort_symlink(entry, files, folders, report)
+            elif entry.is_symlink():
+                if follow_symlinks:
+                    _sort_symlink(entry, files, folders, report)
+            else:
+                report.skip(entry.path, _SPECIAL)
         except OSError as exc:  # vanished between listing and looking
             log.debug("file_vanished", path=entry.path, error=str(exc))
     return files, folders
@@ -133,6 +139,8 @@ def _sort_symlink(
         files.append(entry)
     elif not os.path.exists(entry.path):
         report.skip(entry.path, "broken symlink")
+    else:
+        report.skip(entry.path, f"a symlink to something {_SPECIAL}")
 
 
 def _identity(entry: os.DirEntry[str], report: WalkReport) -> tuple[int, int] | None:

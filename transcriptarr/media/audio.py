@@ -49,6 +49,10 @@ _TRANSIENT_MARKERS = (
     "Cannot allocate memory",
     "Resource temporarily unavailable",
 )
+# The output could not be written. ffmpeg may still exit with status 0 after these
+# (a full disk shows only when the trailer is written), leaving the audio cut short.
+_DISK_FULL_MARKERS = ("No space left on device", "Disk quota exceeded")
+_OUTPUT_FAILED_MARKERS = ("Error writing trailer", "Error closing file", *_DISK_FULL_MARKERS)
 
 
 class AudioExtractError(Exception):
@@ -208,9 +212,10 @@ async def extract_audio(
     except BaseException:  # cancellation included: never leave ffmpeg running
         await _abort(proc, partial)
         raise
-    if returncode != 0:
+    stderr = stderr_tail(bytes(tail), _STDERR_TAIL_LINES)
+    if returncode != 0 or any(marker in stderr for marker in _OUTPUT_FAILED_MARKERS):
         _remove(partial)
-        raise _failure(media, stream_index, returncode, stderr_tail(bytes(tail), _STDERR_TAIL_LINES))
+        raise _failure(media, stream_index, returncode, stderr, partial.parent)
     partial.replace(dest)
     duration = pcm_file_duration(dest)
     if duration == 0:
@@ -241,8 +246,17 @@ def _remove(path: Path) -> None:
         path.unlink()
 
 
-def _failure(media: Path, stream_index: int, returncode: int, stderr: str) -> AudioExtractError:
-    # Killed by a signal (OOM killer) or out of disk/memory: worth a retry.
+def _failure(media: Path, stream_index: int, returncode: int, stderr: str, work_dir: Path) -> AudioExtractError:
+    if any(marker in stderr for marker in _DISK_FULL_MARKERS):
+        problem = (
+            f"no space left in the work folder {work_dir} for the extracted audio; free space there "
+            "or set DATA_DIR to a bigger disk"
+        )
+        return AudioExtractError(media, problem, permanent=False, stderr=stderr)
+    if "Read-only file system" in stderr:
+        problem = f"the work folder {work_dir} is on a read-only file system; set DATA_DIR to a writable folder"
+        return AudioExtractError(media, problem, permanent=True, stderr=stderr)
+    # Killed by a signal (OOM killer) or out of memory: worth a retry.
     transient = returncode < 0 or any(marker in stderr for marker in _TRANSIENT_MARKERS)
     return AudioExtractError(
         media,

@@ -8,6 +8,9 @@ Guarantees, on SQLite, PostgreSQL and MariaDB alike:
   and every later write checks that the worker still owns the job;
 - nothing is lost when a worker dies: its lease runs out and the job is queued
   again, counting the attempt.
+
+On PostgreSQL, whatever makes a job claimable now also notifies JOBS_CHANNEL in the
+same transaction, so idle workers on every node start at once (queue/wakeups.py).
 """
 
 from __future__ import annotations
@@ -18,7 +21,21 @@ from datetime import datetime, timedelta
 from functools import cache
 from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import Connection, Table, Update, and_, any_, bindparam, delete, func, inspect, or_, select, update
+from sqlalchemy import (
+    Connection,
+    Table,
+    Update,
+    and_,
+    any_,
+    bindparam,
+    delete,
+    func,
+    inspect,
+    or_,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import configure_mappers
 from sqlalchemy.orm.instrumentation import ClassManager
@@ -40,6 +57,8 @@ if TYPE_CHECKING:
 
 JOBS = cast(Table, Job.__table__)
 COLUMNS = tuple(JOBS.c)
+JOBS_CHANNEL = "transcriptarr_jobs"
+_NOTIFY = text(f"SELECT pg_notify('{JOBS_CHANNEL}', '')")
 
 
 class JobNotFound(LookupError):
@@ -126,6 +145,7 @@ class JobQueue:
         self.backoff_seconds = backoff_seconds
         self.now = clock
         self._build_claim_statements()
+        self._notifies = db.backend.name == "postgresql"
         # PostgreSQL: claim and complete, the hot path, go straight to asyncpg (pg_fastpath.py).
         self._fast: PgFastPath | None = None
         if db.backend.name == "postgresql":
@@ -182,7 +202,13 @@ class JobQueue:
         }
         primary_key = conn.execute(JOBS.insert().values(**values)).inserted_primary_key
         assert primary_key is not None
+        self._announce(conn)
         return _get(conn, int(primary_key[0]))
+
+    def _announce(self, conn: Connection) -> None:
+        """A job became claimable: on PostgreSQL, tell the listening workers of every node, at commit."""
+        if self._notifies:
+            conn.execute(_NOTIFY)
 
     @staticmethod
     def _completed_unchanged(conn: Connection, key: str, new: NewJob) -> Job | None:
@@ -375,6 +401,8 @@ class JobQueue:
                 delay = self.backoff_seconds * 2 ** max(0, attempts - 1)
                 state = JobState.QUEUED
                 values = {"next_attempt_at": now + timedelta(seconds=delay), **self._unowned()}
+                if delay <= 0:
+                    self._announce(conn)
             values.update(state=state, error=error, error_permanent=permanent, updated_at=now, **fields)
             conn.execute(update(JOBS).where(JOBS.c.id == job_id).values(**values))
             return state
@@ -391,7 +419,14 @@ class JobQueue:
             "updated_at": now,
             **self._unowned(),
         }
-        return await self._update_owned(job_id, worker, values)
+
+        def tx(conn: Connection) -> bool:
+            released = conn.execute(update(JOBS).where(self._owned(job_id, worker)).values(**values)).rowcount == 1
+            if released:
+                self._announce(conn)
+            return bool(released)
+
+        return await self.db.write(tx)
 
     async def acknowledge_cancel(self, job_id: int, worker: str) -> bool:
         now = self.now()
@@ -441,6 +476,8 @@ class JobQueue:
                 .where(lost)
                 .values(state=JobState.QUEUED, next_attempt_at=now, updated_at=now, error=why, **self._unowned())
             )
+            if requeued.rowcount:
+                self._announce(conn)
             return int(exhausted.rowcount) + int(requeued.rowcount)
 
         return await self.db.write(tx)
@@ -497,6 +534,7 @@ class JobQueue:
                     **self._unowned(),
                 )
             )
+            self._announce(conn)
             return _get(conn, job_id)
 
         try:

@@ -152,14 +152,20 @@ class DriverPool:
                 conn.terminate()
 
 
+def asyncpg_connect_kwargs(db: Database, **server_settings: str) -> dict[str, Any]:
+    """`asyncpg.connect` arguments for `db`, as SQLAlchemy's dialect derives them from the URL."""
+    _, connect_args = db.engine.dialect.create_connect_args(db.engine.url)
+    kwargs = dict(connect_args)
+    for option in ("prepared_statement_cache_size", "prepared_statement_name_func", "async_creator_fn"):
+        kwargs.pop(option, None)  # SQLAlchemy's own, not asyncpg's
+    kwargs["server_settings"] = {**kwargs.get("server_settings", {}), **server_settings}
+    return kwargs
+
+
 class PgFastPath:
     def __init__(self, db: Database, size: int) -> None:
         dialect = db.engine.dialect
-        _, connect_args = dialect.create_connect_args(db.engine.url)
-        kwargs = dict(connect_args)
-        for option in ("prepared_statement_cache_size", "prepared_statement_name_func", "async_creator_fn"):
-            kwargs.pop(option, None)  # SQLAlchemy's own, not asyncpg's
-        kwargs["server_settings"] = {**kwargs.get("server_settings", {}), **PLANNER_SETTINGS}
+        kwargs = asyncpg_connect_kwargs(db, **PLANNER_SETTINGS)
         self._dialect = dialect
         self._pool = DriverPool(kwargs, size)
         self._complete_sql: dict[tuple[str, ...], str] = {}

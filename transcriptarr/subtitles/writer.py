@@ -25,6 +25,8 @@ from babelfish import Language
 __all__ = [
     "TEMP_MARKER",
     "SubtitleWriteError",
+    "check_folder_writable",
+    "check_name_length",
     "language_code",
     "may_write",
     "remove_stale_temp_files",
@@ -42,13 +44,24 @@ _WHISPER_ALIASES: Final = MappingProxyType({"jw": "jv"})
 CodeStyle = Literal["alpha2", "alpha3"]
 
 
-class SubtitleWriteError(Exception):
-    """A subtitle could not be written; ``str()`` says which file, why and what to do."""
+# Write failures that go away by themselves or once space is freed: worth a later retry.
+# A read-only file system or missing permissions stay until someone changes them.
+_TRANSIENT_ERRNOS: Final = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.ESTALE, errno.ETIMEDOUT})
 
-    def __init__(self, path: Path, reason: str) -> None:
-        super().__init__(f"cannot write subtitle {path}: {reason}")
+
+class SubtitleWriteError(Exception):
+    """A subtitle could not be written; ``str()`` says which file, why and what to do.
+
+    ``permanent`` is False for failures a later retry can get past (a full disk,
+    a network share that hiccupped) and True for those that need the user.
+    """
+
+    def __init__(self, path: Path, reason: str, *, errno_code: int | None = None, subject: str | None = None) -> None:
+        super().__init__(f"cannot write {subject or f'subtitle {path}'}: {reason}")
         self.path = path
         self.reason = reason
+        self.errno = errno_code
+        self.permanent = errno_code not in _TRANSIENT_ERRNOS
 
 
 # --------------------------------------------------------------------------- naming
@@ -145,8 +158,7 @@ def write_atomic(
     step = "create a temporary file in"
     tmp: Path | None = None
     try:
-        # The name is cut so that the temporary name stays within the usual 255-byte limit.
-        fd, name = tempfile.mkstemp(prefix=f".{path.name[:200]}{TEMP_MARKER}", dir=path.parent)
+        fd, name = tempfile.mkstemp(prefix=f".{_temp_stem(path.name)}{TEMP_MARKER}", dir=path.parent)
         tmp = Path(name)
         step = "write"
         with os.fdopen(fd, "wb") as handle:
@@ -166,24 +178,70 @@ def write_atomic(
             with contextlib.suppress(OSError):
                 tmp.unlink()
         if isinstance(exc, OSError):
-            raise SubtitleWriteError(path, _explain(exc, step, path, uid, gid)) from exc
+            raise SubtitleWriteError(path, _explain(exc, step, path.parent, uid, gid), errno_code=exc.errno) from exc
         raise
     _fsync_dir(path.parent)
 
 
-def remove_stale_temp_files(folder: Path, *, min_age: float = 0.0) -> list[Path]:
+def check_folder_writable(media: Path) -> None:
+    """Raise SubtitleWriteError if the folder of ``media`` is read-only or its disk is full.
+
+    A cheap look before hours of transcription: finding out at the final write would
+    waste them (and again at every retry). Only what statvfs says for sure is checked;
+    anything else (permissions, inodes, quotas) shows at the write itself.
+    """
+    folder = Path(media).parent
+    try:
+        info = os.statvfs(folder)
+    except OSError:
+        return  # a missing folder and the like get their message from the write
+    # Root may use the blocks a file system keeps in reserve; other users may not.
+    free_blocks = info.f_bfree if hasattr(os, "geteuid") and os.geteuid() == 0 else info.f_bavail
+    code = errno.EROFS if info.f_flag & os.ST_RDONLY else errno.ENOSPC if info.f_blocks and not free_blocks else None
+    if code is not None:
+        reason = _explain(OSError(code, os.strerror(code)), "write", folder, None, None)
+        raise SubtitleWriteError(folder, reason, errno_code=code, subject=f"subtitles for {media}")
+
+
+def check_name_length(path: Path) -> None:
+    """Raise SubtitleWriteError when the name of ``path`` is longer than its file system allows.
+
+    Checked before anything else touches the path: even ``exists()`` fails on such a name.
+    """
+    try:
+        limit = os.pathconf(path.parent, "PC_NAME_MAX")
+    except (OSError, ValueError):
+        limit = 255  # ext4, xfs, btrfs, tmpfs, NTFS (in UTF-16 units, close enough)
+    size = len(os.fsencode(path.name))
+    if size > limit:
+        reason = (
+            f"its name would be {size} bytes long, more than the {limit} the file system allows; "
+            "shorten the media file name"
+        )
+        raise SubtitleWriteError(path, reason, errno_code=errno.ENAMETOOLONG)
+
+
+def _temp_stem(name: str) -> str:
+    # Cut in bytes, not characters (an emoji is four), so the temporary name stays within
+    # the usual 255-byte limit whenever the target's name does.
+    return os.fsencode(name)[:200].decode("utf-8", "ignore")
+
+
+def remove_stale_temp_files(folder: Path, *, min_age: float = 0.0, only_for: Path | None = None) -> list[Path]:
     """Remove temporary files a crashed write left in ``folder``; return what was removed.
 
     Only regular files named like ours are touched. ``min_age`` (seconds since last
-    modification) protects writes still in progress in another process.
+    modification) protects writes still in progress in another process. ``only_for``
+    limits it to the temporary files of writes of that one file (in ``folder``).
     """
     removed: list[Path] = []
+    prefix = None if only_for is None else f".{_temp_stem(only_for.name)}{TEMP_MARKER}"
     try:
         entries = list(Path(folder).iterdir())
     except OSError:
         return removed
     for entry in entries:
-        if not _TEMP_NAME.match(entry.name):
+        if not _TEMP_NAME.match(entry.name) or (prefix is not None and not entry.name.startswith(prefix)):
             continue
         with contextlib.suppress(OSError):  # gone meanwhile or not ours to delete: leave it
             info = entry.lstat()
@@ -223,9 +281,8 @@ def _fsync_dir(folder: Path) -> None:
             os.close(fd)
 
 
-def _explain(exc: OSError, step: str, path: Path, uid: int | None, gid: int | None) -> str:
+def _explain(exc: OSError, step: str, folder: Path, uid: int | None, gid: int | None) -> str:
     """A message a user can act on: what failed, and what to change."""
-    folder = path.parent
     code = exc.errno
     if code in {errno.EACCES, errno.EPERM} and step == "change the owner of":
         return (
@@ -238,9 +295,9 @@ def _explain(exc: OSError, step: str, path: Path, uid: int | None, gid: int | No
             f"or set PUID/PGID to a user that may write there"
         )
     if code == errno.EROFS:
-        return f"{folder} is on a read-only file system; mount the media folder read-write"
+        return f"folder {folder} is on a read-only file system; mount the media folder read-write"
     if code in {errno.ENOSPC, errno.EDQUOT}:
-        return f"no space left for {folder} ({exc.strerror}); free some space or raise the quota"
+        return f"no space left on the disk holding {folder} ({exc.strerror}); free some space there or raise the quota"
     if code in {errno.ENOENT, errno.ENOTDIR}:
         return f"folder {folder} does not exist or is not a folder (was the media moved or deleted?)"
     if code == errno.EISDIR:

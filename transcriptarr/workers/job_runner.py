@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import dataclasses
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +38,8 @@ from transcriptarr.subtitles.registry import SubtitleRegistry
 from transcriptarr.subtitles.stored import dump_cues
 from transcriptarr.subtitles.writer import (
     SubtitleWriteError,
+    check_folder_writable,
+    check_name_length,
     may_write,
     remove_stale_temp_files,
     sidecar_path,
@@ -82,10 +85,14 @@ class JobContext:
     stage: Stage = Stage.PENDING
     fields: dict[str, Any] = field(default_factory=dict)
     cancelled: threading.Event = field(default_factory=threading.Event)
+    stage_started: float = field(default_factory=time.monotonic)  # when `stage` began, for speed and ETA
 
     def enter(self, stage: Stage, **fields: Any) -> None:
         self.stage = stage
+        self.stage_started = time.monotonic()
         self.fields.update(fields)
+        # Lines logged from now on by this task (and the threads it starts) carry the new stage.
+        structlog.contextvars.bind_contextvars(stage=stage.value)
         log.info("job_stage", job_id=self.job.id, path=self.job.media_path, stage=stage.value)
 
     def on_progress(self, fraction: float) -> None:
@@ -175,12 +182,17 @@ class JobRunner:
             if isinstance(early, Outcome):
                 return early
         target_path = self._target_path(media, job.target_language or known)
-        if target_path is not None and not await self._may_write(target_path):
+        if target_path is not None and not await self._may_write(target_path, job):
             return self._skip(
                 ctx,
                 f"{target_path} exists and was not written by Transcriptarr; "
                 "set OVERWRITE_FOREIGN_SUBTITLES=true to replace it",
             )
+
+        try:  # a read-only or full media folder: say so now, not after the transcription
+            await asyncio.to_thread(check_folder_writable, media)
+        except SubtitleWriteError as exc:
+            raise _write_failure(exc, job) from None
 
         ctx.enter(Stage.EXTRACTING_AUDIO)
         work_file = self.config.work_dir / f"{WORK_FILE_PREFIX}{job.id}.pcm"
@@ -207,6 +219,7 @@ class JobRunner:
             ctx.fields.update(media_duration=audio.duration)
             known = whisper_code(job.source_language) if job.source_language else None
             recognised, _ = await self._with_model(
+                ctx,
                 device,
                 lambda model: self._recognise(
                     ctx,
@@ -277,7 +290,11 @@ class JobRunner:
             marker=self.config.marker,
         )
 
-    async def _may_write(self, path: Path) -> bool:
+    async def _may_write(self, path: Path, job: Job) -> bool:
+        try:
+            check_name_length(path)
+        except SubtitleWriteError as exc:
+            raise _write_failure(exc, job) from None
         if not await asyncio.to_thread(path.exists):
             return True
         ours = await self.subtitles.is_ours(path)
@@ -300,7 +317,7 @@ class JobRunner:
 
         try:
             recognised, used_device = await self._with_model(
-                device, lambda model: self._recognise(ctx, model, chunks, duration, known, preset)
+                ctx, device, lambda model: self._recognise(ctx, model, chunks, duration, known, preset)
             )
         except ModelLoadError as exc:
             raise JobFailure(str(exc), permanent=False) from None
@@ -320,9 +337,12 @@ class JobRunner:
             return self._skip(ctx, "no speech was recognised in the audio track; no subtitle written")
         path = self._target_path(media, language)
         assert path is not None
-        if not await self._may_write(path):
+        if not await self._may_write(path, ctx.job):
             return self._skip(ctx, f"{path} appeared meanwhile and was not written by Transcriptarr")
-        # Temp files of a write that a killed process never finished (an old one is never in flight).
+        # Temp files of writes that a killed process never finished: those of this very subtitle at
+        # any age (only the job that owns this target writes it, so they are from an interrupted
+        # attempt), those of other files once old (an old one is never in flight).
+        await asyncio.to_thread(remove_stale_temp_files, path.parent, only_for=path)
         await asyncio.to_thread(remove_stale_temp_files, path.parent, min_age=120.0)
         fmt = "lrc" if path.suffix == ".lrc" else self.config.subtitle_format
         text = await asyncio.to_thread(render, cues, fmt, language=language)
@@ -331,7 +351,7 @@ class JobRunner:
                 write_atomic, path, text, mode=self.config.file_mode, uid=self.config.uid, gid=self.config.gid
             )
         except SubtitleWriteError as exc:
-            raise JobFailure(str(exc), permanent=True) from None
+            raise _write_failure(exc, ctx.job) from None
         await self.subtitles.record(path, media_path=str(media), language=language, job_id=ctx.job.id)
         details = {
             **ctx.fields.get("details", {}),
@@ -403,9 +423,10 @@ class JobRunner:
         )
         return transcript, plan.target_language
 
-    async def _with_model(self, device: str | None, work: Callable[[Any], Any]) -> tuple[Any, str]:
+    async def _with_model(self, ctx: JobContext, device: str | None, work: Callable[[Any], Any]) -> tuple[Any, str]:
         """Run `work(model)`; a GPU that runs out of memory or breaks falls back to CPU if allowed."""
         chosen = device or self.config.device
+        ctx.fields.update(model=self.config.model, device=chosen)  # for the job's summary line
         try:
             async with self.models.acquire(self.config.model, device=chosen) as model:
                 return await work(model), chosen
@@ -413,6 +434,7 @@ class JobRunner:
             if not (_is_gpu_failure(exc) and self.config.cpu_fallback and chosen != "cpu"):
                 raise
             log.warning("gpu_failed_falling_back_to_cpu", error=str(exc), device=chosen)
+            ctx.fields.update(device="cpu")
             async with self.models.acquire(self.config.model, device="cpu") as model:
                 return await work(model), "cpu"
 
@@ -428,6 +450,13 @@ class JobRunner:
             raise
         except TranscriptionCancelled:
             raise JobCancelled(f"job {ctx.job.id} cancelled during transcription") from None
+
+
+def _write_failure(exc: SubtitleWriteError, job: Job) -> JobFailure:
+    """A full disk is retried by itself; a read-only or forbidden folder waits for the user."""
+    if exc.permanent:
+        return JobFailure(f"{exc}; then queue it again: transcriptarr retry {job.id}", permanent=True)
+    return JobFailure(f"{exc}; the job is retried with a growing pause (MAX_RETRIES times)", permanent=False)
 
 
 def _preset_for(job: Job) -> Preset:

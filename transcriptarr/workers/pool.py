@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +23,8 @@ from typing import Any, TypeVar
 
 import structlog
 
-from transcriptarr.db.models import FINISHED_STATES, Job, JobState
+from transcriptarr.db.models import FINISHED_STATES, Job, JobState, Stage
+from transcriptarr.db.outage import until_written
 from transcriptarr.queue.events import JobEvents
 from transcriptarr.queue.jobqueue import JobQueue
 from transcriptarr.queue.registry import WorkerRegistry
@@ -53,6 +55,7 @@ class PoolConfig:
     heartbeat_seconds: float = 1.0
     grace_seconds: float = 30.0
     max_job_seconds: float = 4 * 3600.0
+    progress_log_seconds: float = 60.0  # a `job_progress` line this often while a job runs; 0: never
 
 
 @dataclass
@@ -61,6 +64,7 @@ class _Running:
     task: asyncio.Task[Outcome]
     worker: str
     lost: bool = False
+    started: float = field(default_factory=time.monotonic)
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -82,10 +86,13 @@ class WorkerPool:
         self.config = config
         self.summary = PoolSummary()
         self._wakeup = asyncio.Event()
+        self._wakes = 0  # how many times `wake` was called
+        self._wakes_seen: weakref.WeakKeyDictionary[asyncio.Task[Any], int] = weakref.WeakKeyDictionary()
         self._running: dict[str, _Running] = {}
 
     def wake(self) -> None:
         """A job was queued: idle workers look now instead of at their next poll."""
+        self._wakes += 1
         self._wakeup.set()
 
     def busy(self) -> dict[str, JobContext]:
@@ -148,15 +155,26 @@ class WorkerPool:
         return not queued and not self._running
 
     async def _idle(self, stop: asyncio.Event) -> None:
-        self._wakeup.clear()
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(self.config.poll_seconds):
-                waits = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self._wakeup.wait())]
-                try:
-                    await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-                finally:
-                    for waiting in waits:
-                        waiting.cancel()
+        """Wait for a wake-up, `stop` or the next poll; return at once if woken since this worker last looked.
+
+        (A wake-up that came while this worker was claiming may be for a job its claim missed.)"""
+        me = asyncio.current_task()
+        assert me is not None
+        if self._wakes_seen.get(me, 0) != self._wakes:
+            self._wakes_seen[me] = self._wakes
+            return
+        self._wakeup.clear()  # waiting workers were woken by the last set(); pending wake-ups are counted
+        try:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.config.poll_seconds):
+                    waits = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self._wakeup.wait())]
+                    try:
+                        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+                    finally:
+                        for waiting in waits:
+                            waiting.cancel()
+        finally:
+            self._wakes_seen[me] = self._wakes
 
     async def _beat(self, worker_id: str, state: str, job_id: int | None) -> None:
         with contextlib.suppress(Exception):
@@ -164,9 +182,14 @@ class WorkerPool:
 
     # --- one job ---
     async def _process(self, worker_id: str, device: str, job: Job) -> None:
+        # Every line logged about this job (here, in its task and threads, by its heartbeat) carries
+        # its id, file and stage; JobContext.enter re-binds the stage as the job moves on.
+        with structlog.contextvars.bound_contextvars(job_id=job.id, path=job.media_path, stage=Stage.PENDING.value):
+            await self._run_job(worker_id, device, job)
+
+    async def _run_job(self, worker_id: str, device: str, job: Job) -> None:
         ctx = JobContext(job)
         log.info("job_started", job_id=job.id, path=job.media_path, worker=worker_id, attempt=job.attempts)
-        started = time.monotonic()
         task = asyncio.create_task(self._bounded(self.runner(ctx, device)))
         running = _Running(ctx, task, worker_id)
         self._running[worker_id] = running
@@ -174,28 +197,32 @@ class WorkerPool:
         await self._beat(worker_id, "busy", job.id)
         self.events.publish("job_started", job_id=job.id, worker=worker_id, path=job.media_path)
         try:
-            outcome = await task
+            outcome = await self._outcome(running)
         except asyncio.CancelledError:
             me = asyncio.current_task()
             if me is not None and me.cancelling():
                 # The pool is shutting down past its grace period: hand the job back.
-                await self._settle(self.queue.release(job.id, worker_id), "released", job)
+                ok = await self._settle(lambda: self.queue.release(job.id, worker_id), "released", job, patient=False)
+                self._log_finished(running, device, "released", recorded=ok)
                 raise
             if running.lost:
                 return  # another worker owns it now; nothing of ours to record
-            await self._settle(self.queue.acknowledge_cancel(job.id, worker_id), "cancelled", job)
+            ok = await self._settle(lambda: self.queue.acknowledge_cancel(job.id, worker_id), "cancelled", job)
+            self._log_finished(running, device, "cancelled", recorded=ok)
         except JobCancelled:
-            await self._settle(self.queue.acknowledge_cancel(job.id, worker_id), "cancelled", job)
+            ok = await self._settle(lambda: self.queue.acknowledge_cancel(job.id, worker_id), "cancelled", job)
+            self._log_finished(running, device, "cancelled", recorded=ok)
         except JobFailure as failure:
-            await self._failed(job, worker_id, ctx, str(failure), permanent=failure.permanent)
+            await self._failed(running, device, str(failure), permanent=failure.permanent)
         except TimeoutError:
             reason = f"took longer than the maximum of {self.config.max_job_seconds / 60:g} minutes (MAX_JOB_MINUTES)"
-            await self._failed(job, worker_id, ctx, reason, permanent=True)
+            await self._failed(running, device, reason, permanent=True)
         except Exception as exc:  # a bug or an unforeseen library error: retry, and say what it was
             log.exception("job_crashed", job_id=job.id, path=job.media_path)
-            await self._failed(job, worker_id, ctx, f"unexpected error: {type(exc).__name__}: {exc}", permanent=False)
+            reason = f"unexpected error: {type(exc).__name__}: {exc}"
+            await self._failed(running, device, reason, permanent=False)
         else:
-            await self._completed(job, worker_id, outcome, time.monotonic() - started)
+            await self._completed(running, device, outcome)
         finally:
             heartbeat.cancel()
             with contextlib.suppress(BaseException):
@@ -218,38 +245,41 @@ class WorkerPool:
         async with asyncio.timeout(self.config.max_job_seconds):
             return await work
 
-    async def _completed(self, job: Job, worker_id: str, outcome: Outcome, seconds: float) -> None:
+    async def _outcome(self, running: _Running) -> Outcome:
+        """Wait for the job; the lines logged after it carry the stage it reached."""
+        try:
+            return await running.task
+        finally:
+            structlog.contextvars.bind_contextvars(stage=running.ctx.stage.value)
+
+    async def _completed(self, running: _Running, device: str, outcome: Outcome) -> None:
+        job, seconds = running.ctx.job, time.monotonic() - running.started
         fields = {k: v for k, v in outcome.fields.items() if k in _JOB_COLUMNS}
+        result = "skipped" if outcome.skipped else "completed"
         ok = await self._settle(
-            self.queue.complete(
+            lambda: self.queue.complete(
                 job.id,
-                worker_id,
+                running.worker,
                 result_path=outcome.result_path,
                 result_text=outcome.result_text,
                 processing_seconds=round(seconds, 3),
                 **fields,
             ),
-            "skipped" if outcome.skipped else "completed",
+            result,
             job,
         )
-        duration = fields.get("media_duration")
-        log.info(
-            "job_finished",
-            job_id=job.id,
-            path=job.media_path,
-            result="skipped" if outcome.skipped else "completed",
-            reason=outcome.skipped,
-            subtitle=outcome.result_path,
-            media_seconds=duration,
-            processing_seconds=round(seconds, 2),
-            rtf=round(seconds / duration, 3) if duration else None,
-            language=fields.get("source_language"),
-            recorded=ok,
-        )
+        self._log_finished(running, device, result, outcome=outcome, recorded=ok)
 
-    async def _failed(self, job: Job, worker_id: str, ctx: JobContext, reason: str, *, permanent: bool) -> None:
+    async def _failed(self, running: _Running, device: str, reason: str, *, permanent: bool) -> None:
+        ctx, job = running.ctx, running.ctx.job
         fields = {k: v for k, v in ctx.fields.items() if k in _JOB_COLUMNS}
-        state = await asyncio.shield(self.queue.fail(job.id, worker_id, reason, permanent=permanent, **fields))
+        state = await asyncio.shield(
+            until_written(
+                lambda: self.queue.fail(job.id, running.worker, reason, permanent=permanent, **fields),
+                what="job failure",
+                job_id=job.id,
+            )
+        )
         if state == JobState.FAILED:
             self.summary.failed += 1
         elif state == JobState.QUEUED:
@@ -263,10 +293,53 @@ class WorkerPool:
             permanent=permanent,
             next_state=state,
         )
+        result = "retrying" if state == JobState.QUEUED else "failed"
+        self._log_finished(running, device, result, error=reason, recorded=state is not None)
 
-    async def _settle(self, write: Awaitable[bool], kind: str, job: Job) -> bool:
-        """A status write that a shutdown must not interrupt."""
-        ok = await asyncio.shield(write)
+    def _log_finished(
+        self,
+        running: _Running,
+        device: str,
+        result: str,
+        *,
+        outcome: Outcome | None = None,
+        error: str | None = None,
+        recorded: bool = True,
+    ) -> None:
+        """The one summary line of each job that ended on this worker, whatever the end (docs/logging.md)."""
+        ctx, job = running.ctx, running.ctx.job
+        fields = {**ctx.fields, **(outcome.fields if outcome else {})}
+        seconds = time.monotonic() - running.started
+        duration = fields.get("media_duration")
+        emit = log.warning if result in ("failed", "retrying") else log.info
+        emit(
+            "job_finished",
+            job_id=job.id,
+            path=job.media_path,
+            stage=ctx.stage.value,
+            source=job.source,
+            result=result,
+            reason=outcome.skipped if outcome else None,
+            error=error,
+            subtitle=outcome.result_path if outcome else None,
+            media_seconds=round(duration, 2) if duration else duration,
+            processing_seconds=round(seconds, 2),
+            rtf=round(seconds / duration, 3) if duration else None,
+            language=fields.get("source_language", job.source_language),
+            target_language=fields.get("target_language", job.target_language),
+            task=fields.get("task", job.task),
+            model=fields.get("model"),
+            device=fields.get("device", device),
+            worker=running.worker,
+            attempt=job.attempts,
+            recorded=recorded,
+        )
+
+    async def _settle(self, write: Callable[[], Awaitable[bool]], kind: str, job: Job, *, patient: bool = True) -> bool:
+        """A status write that a shutdown must not interrupt; `patient`: it waits out a database outage.
+
+        (Not a release at shutdown: that must not hold the shutdown up; start-up recovery requeues the job.)"""
+        ok = await asyncio.shield(until_written(write, what=f"job {kind}", job_id=job.id) if patient else write())
         setattr(self.summary, kind, getattr(self.summary, kind) + 1)
         if not ok:
             log.warning("job_lost_lease", job_id=job.id, path=job.media_path, outcome=kind)
@@ -278,8 +351,14 @@ class WorkerPool:
         written: tuple[float, str, int] | None = None
         last_write = 0.0
         renew_every = self.queue.lease.total_seconds() / 3
+        every = self.config.progress_log_seconds
+        next_progress_line = running.started + every
         while True:
             await asyncio.sleep(self.config.heartbeat_seconds)
+            structlog.contextvars.bind_contextvars(stage=ctx.stage.value)  # this task's lines: the current stage
+            if every > 0 and time.monotonic() >= next_progress_line:
+                next_progress_line = time.monotonic() + every
+                _log_progress(ctx, running.started)
             state = (ctx.progress, ctx.stage.value, len(ctx.fields))
             if state == written and time.monotonic() - last_write < renew_every:
                 continue
@@ -305,6 +384,30 @@ class WorkerPool:
                 log.info("job_cancel_requested", job_id=job.id, path=job.media_path)
                 ctx.cancelled.set()
                 running.task.cancel()
+
+
+def _log_progress(ctx: JobContext, started: float) -> None:
+    """How far a running job is, how fast it goes (once transcribing) and when it should be done."""
+    now = time.monotonic()
+    duration = ctx.fields.get("media_duration")
+    speed_x = rtf = eta = None
+    spent = now - ctx.stage_started
+    if duration and ctx.progress > 0 and spent > 0 and ctx.stage in (Stage.TRANSCRIBING, Stage.TRANSLATING):
+        media_done = duration * ctx.progress / 100
+        speed_x, rtf = media_done / spent, spent / media_done
+        eta = (duration - media_done) / speed_x
+    log.info(
+        "job_progress",
+        job_id=ctx.job.id,
+        path=ctx.job.media_path,
+        stage=ctx.stage.value,
+        pct=ctx.progress,
+        elapsed_seconds=round(now - started, 1),
+        media_seconds=round(duration, 2) if duration else None,
+        speed_x=round(speed_x, 2) if speed_x is not None else None,
+        rtf=round(rtf, 3) if rtf is not None else None,
+        eta_seconds=round(eta) if eta is not None else None,
+    )
 
 
 _JOB_COLUMNS = frozenset(

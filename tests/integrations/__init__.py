@@ -1,0 +1,1 @@
+"""Tests of the media-server and Bazarr integrations against fakes and real services on loopback."""

@@ -1,0 +1,71 @@
+"""MEDIA_SERVER_REFRESH: once a webhook's file has its subtitle, ask that server to look at the item again.
+
+Jellyfin, Emby and Plex notice a new sidecar subtitle only at their next scan; a
+refresh of the one item shows it at once. The job's details say which server and
+item (`{"webhook": {"server": "jellyfin", "item_id": "..."}}`, written by
+queueing.py). Runs as a follow-up (followups.py): in the background, retried
+while the server is down, not retried when it refuses the key or forgot the item.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import cast
+
+import structlog
+
+from transcriptarr.db.models import Job, JobState
+from transcriptarr.integrations.followups import FollowUp, FollowUpError
+from transcriptarr.integrations.mediaservers.events import ServerName
+from transcriptarr.integrations.mediaservers.http import MediaServerError
+from transcriptarr.integrations.mediaservers.servers import SERVERS, configured, server_from_settings
+from transcriptarr.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+
+def webhook_origin(job: Job) -> tuple[ServerName, str] | None:
+    """(server, item id) of the webhook that queued this job, if one did."""
+    webhook = (job.details or {}).get("webhook")
+    if not isinstance(webhook, dict):
+        return None
+    server, item = webhook.get("server"), webhook.get("item_id")
+    if server not in SERVERS or not isinstance(item, str) or not item:
+        return None
+    return cast(ServerName, server), item
+
+
+class MediaServerRefresh:
+    name = "media-server-refresh"
+
+    def __init__(self, settings: Settings, servers: Iterable[ServerName]) -> None:
+        self.settings = settings
+        self.servers = frozenset(servers)  # those configured
+
+    def wants(self, job: Job) -> bool:
+        origin = webhook_origin(job)
+        wrote = job.state == JobState.COMPLETED and not (job.details or {}).get("skipped")
+        return wrote and origin is not None and origin[0] in self.servers
+
+    async def __call__(self, job: Job) -> None:
+        origin = webhook_origin(job)
+        server = server_from_settings(self.settings, origin[0]) if origin is not None else None
+        if origin is None or server is None:
+            return
+        name, item = origin
+        # A client per refresh: they are rare, and nothing is left open between them.
+        try:
+            await server.refresh(item)
+        except MediaServerError as exc:
+            raise FollowUpError(str(exc), retry=exc.retry) from None
+        finally:
+            await server.close()
+        log.info("media_server_refreshed", job_id=job.id, path=job.media_path, server=name, item_id=item)
+
+
+def refresh_from_settings(settings: Settings) -> FollowUp | None:
+    """The refresh follow-up, when MEDIA_SERVER_REFRESH is on and a media server is configured."""
+    if not settings.media_server_refresh:
+        return None
+    servers = configured(settings)
+    return MediaServerRefresh(settings, servers) if servers else None

@@ -1,0 +1,103 @@
+"""NOTIFY_URL: a JSON POST when a job completes or finally fails.
+
+The POST runs as a follow-up (followups.py): in the background, so the worker goes
+on with the next job, and retried with growing pauses up to NOTIFY_ATTEMPTS times
+when the receiver is down, slow (NOTIFY_TIMEOUT_SECONDS) or answers 408, 429 or 5xx.
+Any other 4xx means the request itself is wrong: it is not repeated.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+import aiohttp
+import structlog
+
+from transcriptarr.db.models import Job, JobState
+from transcriptarr.integrations.followups import FollowUp, FollowUpError
+from transcriptarr.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+# Client errors that say "try again later" rather than "this request is wrong".
+_RETRYABLE_CLIENT_ERRORS = frozenset({408, 429})
+
+
+def notification(job: Job, node: str) -> dict[str, Any]:
+    """The JSON body sent for a finished job (docs: README, "Notifications")."""
+    finished = job.finished_at or datetime.now(UTC)
+    return {
+        "event": "job.completed" if job.state == JobState.COMPLETED else "job.failed",
+        "job_id": job.id,
+        "file": job.media_path,
+        "source": job.source,
+        "language": job.source_language,
+        "target_language": job.target_language,
+        "task": job.task,
+        "subtitle": job.result_path,
+        "skipped": (job.details or {}).get("skipped"),
+        "duration_seconds": job.media_duration,
+        "processing_seconds": job.processing_seconds,
+        "error": job.error,
+        "attempts": job.attempts,
+        "finished_at": finished.isoformat(),
+        "node": node,
+    }
+
+
+def describe_url(url: str) -> str:
+    """The URL without user, password or query, which may hold a token: safe to log."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{host}{port}{parts.path}"
+
+
+class Notify:
+    """POST the job's summary as JSON to one URL."""
+
+    name = "notify"
+
+    def __init__(self, url: str, *, node: str, timeout_seconds: float = 10.0, attempts: int = 5) -> None:
+        self.url = url
+        self.node = node
+        self.timeout = aiohttp.ClientTimeout(total=timeout_seconds)
+        self.attempts = attempts  # FollowUps tries this action this many times
+
+    def wants(self, job: Job) -> bool:
+        return job.state in (JobState.COMPLETED, JobState.FAILED)
+
+    async def __call__(self, job: Job) -> None:
+        where = describe_url(self.url)
+        try:
+            async with (
+                aiohttp.ClientSession(timeout=self.timeout) as session,
+                session.post(self.url, json=notification(job, self.node)) as response,
+            ):
+                status, reason = response.status, response.reason
+        except TimeoutError:
+            raise FollowUpError(
+                f"NOTIFY_URL {where} did not answer within {self.timeout.total:g} s (NOTIFY_TIMEOUT_SECONDS)"
+            ) from None
+        except aiohttp.ClientError as exc:
+            raise FollowUpError(f"cannot reach NOTIFY_URL {where}: {exc or type(exc).__name__}") from None
+        if status < 300:
+            log.info("notification_sent", job_id=job.id, path=job.media_path, url=where, status=status)
+            return
+        retry = status >= 500 or status in _RETRYABLE_CLIENT_ERRORS
+        advice = "" if retry else "; check NOTIFY_URL"
+        raise FollowUpError(f"NOTIFY_URL {where} answered {status} {reason or ''}".rstrip() + advice, retry=retry)
+
+
+def notify_from_settings(settings: Settings) -> FollowUp | None:
+    """The notification follow-up, when NOTIFY_URL is set."""
+    if not settings.notify_url:
+        return None
+    return Notify(
+        settings.notify_url,
+        node=settings.node_name,
+        timeout_seconds=settings.notify_timeout_seconds,
+        attempts=settings.notify_attempts,
+    )
