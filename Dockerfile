@@ -48,15 +48,14 @@ COPY --from=cpu-builder /opt/transcriptarr /opt/transcriptarr
 COPY contrib/docker/entrypoint.sh /usr/local/bin/transcriptarr-entrypoint
 COPY contrib/docker/healthcheck.py /usr/local/lib/transcriptarr/healthcheck.py
 # Keep from here on identical in the cpu and gpu stages (tests/packaging/test_container.py checks it).
+# The database (./transcriptarr.db), DATA_DIR (./data) and .env default to paths relative to the working
+# folder /config, and logs are JSON without a terminal, so these need no ENV and /config/.env can change them
+# (an ENV here would win over .env). MODEL_DIR points at the /models volume.
 ENV PATH=/opt/transcriptarr/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     HOME=/config \
     TRANSCRIPTARR_CONFIG_DIR=/config \
-    DATABASE_URL=sqlite:////config/transcriptarr.db \
-    DATA_DIR=/config/data \
-    MODEL_DIR=/models \
-    LOG_FORMAT=json \
-    HTTP_PORT=9000
+    MODEL_DIR=/models
 RUN chmod 0755 /usr/local/bin/transcriptarr-entrypoint && mkdir -p /config /models
 WORKDIR /config
 VOLUME ["/config", "/models"]
@@ -97,15 +96,14 @@ COPY --from=gpu-builder /opt/transcriptarr /opt/transcriptarr
 COPY contrib/docker/entrypoint.sh /usr/local/bin/transcriptarr-entrypoint
 COPY contrib/docker/healthcheck.py /usr/local/lib/transcriptarr/healthcheck.py
 # Keep from here on identical in the cpu and gpu stages (tests/packaging/test_container.py checks it).
+# The database (./transcriptarr.db), DATA_DIR (./data) and .env default to paths relative to the working
+# folder /config, and logs are JSON without a terminal, so these need no ENV and /config/.env can change them
+# (an ENV here would win over .env). MODEL_DIR points at the /models volume.
 ENV PATH=/opt/transcriptarr/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     HOME=/config \
     TRANSCRIPTARR_CONFIG_DIR=/config \
-    DATABASE_URL=sqlite:////config/transcriptarr.db \
-    DATA_DIR=/config/data \
-    MODEL_DIR=/models \
-    LOG_FORMAT=json \
-    HTTP_PORT=9000
+    MODEL_DIR=/models
 RUN chmod 0755 /usr/local/bin/transcriptarr-entrypoint && mkdir -p /config /models
 WORKDIR /config
 VOLUME ["/config", "/models"]
