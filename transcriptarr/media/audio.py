@@ -256,6 +256,9 @@ def _failure(media: Path, stream_index: int, returncode: int, stderr: str, work_
     if "Read-only file system" in stderr:
         problem = f"the work folder {work_dir} is on a read-only file system; set DATA_DIR to a writable folder"
         return AudioExtractError(media, problem, permanent=True, stderr=stderr)
+    if returncode == 0:  # it said it could not write its output (an I/O error), yet exited with 0
+        problem = f"ffmpeg could not write the extracted audio to the work folder {work_dir}"
+        return AudioExtractError(media, problem, permanent=False, stderr=stderr)
     # Killed by a signal (OOM killer) or out of memory: worth a retry.
     transient = returncode < 0 or any(marker in stderr for marker in _TRANSIENT_MARKERS)
     return AudioExtractError(
