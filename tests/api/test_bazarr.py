@@ -403,3 +403,32 @@ def test_shutdown_answers_a_waiting_request(tmp_path: Path, jfk_pcm: bytes) -> N
     waiting.join(30)
     [response] = answers
     assert_error(response, 503, "shutting down")
+
+
+# --------------------------------------------------------------------------- PATH_MAPPINGS
+
+
+def test_video_file_as_bazarr_names_it_is_mapped_before_the_library_look_up(tmp_path: Path) -> None:
+    """Bazarr in another container calls the library /tv; PATH_MAPPINGS says it is LIBRARY_PATHS here."""
+    library = tmp_path / "library"
+    (library / "Show" / "Season 01").mkdir(parents=True)
+    episode = library / "Show" / "Season 01" / "Show - S01E01.mkv"
+    episode.write_bytes(b"not really an episode")
+    subtitle = episode.with_suffix(".en.srt")
+    subtitle.write_text("1\n00:00:01,000 --> 00:00:02,500\nWritten for the episode.\n\n", encoding="utf-8")
+    settings = engine_settings(
+        tmp_path, transcriptarr_mode="provider", library_paths=str(library), path_mappings=f"/tv:{library}"
+    )
+    audio = b"\x00\x00" * 16_000
+    with LiveService(settings, workers=False, keepalive_seconds=0.5, max_wait_seconds=1) as live:
+        live.call(lambda parts: parts.subtitles.record(subtitle, media_path=str(episode), language="en", job_id=None))
+        response = bazarr_post(live.url, "asr", audio, {**SRT, "video_file": "/tv/Show/Season 01/Show - S01E01.mkv"})
+        assert response.status_code == 200, response.text
+        assert [cue.content for cue in srt.parse(response.text)] == ["Written for the episode."]
+        assert bazarr_jobs(live) == []
+        # Another episode has no subtitle: its audio is queued (and, with no workers, waits), keyed on
+        # Bazarr's own name, so that Bazarr's retry finds the job whatever PATH_MAPPINGS says by then.
+        other = "/tv/Show/Season 01/Show - S01E02.mkv"
+        assert_error(bazarr_post(live.url, "asr", audio, {**SRT, "video_file": other}), 504, "MAX_JOB_MINUTES")
+        [job] = bazarr_jobs(live)
+        assert job.content_key == content_key(audio, video=other)

@@ -437,7 +437,8 @@ def test_a_file_with_subtitles_is_not_queued(service: LiveService, library: Path
     local.with_suffix(".en.srt").write_text("1\n00:00:00,500 --> 00:00:01,500\nHello.\n\n", encoding="utf-8")
     payload = jellyfin_all_properties("ItemAdded", str(uuid.uuid4()), "Movie", "Subbed", path=str(local))
     body = assert_handled(post(service, "jellyfin", json=payload), queued=False)
-    assert body["job_id"] is None and "en" in body["reason"], body
+    assert body["job_id"] is None and "nothing to do" in body["reason"], body
+    assert any("has English subtitles" in reason for reason in body["reasons"]), body
     assert jobs_for(service, local) == []
 
 
@@ -463,7 +464,7 @@ IGNORED: list[tuple[str, dict[str, Any]]] = [
     ("plex", plex_event("media.pause", {"ratingKey": "4242", "type": "episode", "title": "Pilot"})),
     ("plex", plex_event("library.new", {"ratingKey": "9", "type": "artist", "title": "Miles Davis"})),
     ("tautulli", tautulli_body("stop", "777", "movie", "Alien")),
-    ("tautulli", tautulli_body("created", "12", "track", "So What", "/data/music/so-what.flac")),
+    ("tautulli", tautulli_body("created", "12", "album", "Kind of Blue", "/data/music/Kind of Blue")),
 ]
 
 
@@ -502,7 +503,7 @@ MALFORMED: list[tuple[str, dict[str, Any], str]] = [
             "data": b'--x\r\nContent-Disposition: form-data; name="payload"\r\n\r\n{',
             "headers": {"Content-Type": "multipart/form-data; boundary=x"},
         },
-        "",
+        "not JSON",
     ),
     ("tautulli", {"json": {"rating_key": "1", "file": "/data/movies/x.mkv"}}, "action"),
     ("tautulli", {"json": {"action": "created", "media_type": "movie", "title": "x"}}, "rating_key"),
@@ -522,6 +523,17 @@ def test_malformed_bodies_are_400_with_a_reason_and_queue_nothing(
     assert response.status_code == 400, response.text
     assert words in response.json()["error"]
     assert len(all_jobs(service)) == before
+
+
+def test_an_oversized_body_is_413(service: LiveService) -> None:
+    huge = "x" * (2 * 1024 * 1024)
+    for route, body in (
+        ("jellyfin", {"json": {"NotificationType": huge}}),
+        ("emby", {"files": {"data": (None, huge)}}),
+    ):
+        response = post(service, route, **body)
+        assert response.status_code == 413, response.text
+        assert "1 MiB" in response.json()["error"]
 
 
 @pytest.mark.parametrize("route", ["jellyfin", "emby", "plex", "tautulli"])
@@ -591,6 +603,18 @@ def test_unconfigured_servers_events_off_and_a_server_that_is_down(tmp_path: Pat
         assert down.status_code == 502 and "cannot reach Plex" in down.json()["error"]
         assert "PLEX_URL" in down.json()["error"]
         assert all_jobs(live) == []
+
+
+def test_provider_only_mode_queues_by_the_same_library_rules(tmp_path: Path, movie: Path) -> None:
+    """No library runs in provider mode; a webhook's file is still decided by LIBRARY_PATHS' rules."""
+    settings = library_settings(tmp_path, transcriptarr_mode="provider")
+    local = place(movie, settings.library_paths[0], "movies/Solo (2018)/Solo (2018).mkv")
+    with LiveService(settings, workers=False) as live:
+        assert live.parts.library is None
+        payload = jellyfin_all_properties("ItemAdded", str(uuid.uuid4()), "Movie", "Solo", path=str(local))
+        assert_handled(post(live, "jellyfin", json=payload), queued=True)
+        [job] = jobs_for(live, local)
+        assert job.source == Source.WEBHOOK
 
 
 # --------------------------------------------------------------------------- the refresh after the subtitle

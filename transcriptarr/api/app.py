@@ -45,7 +45,7 @@ _SHUTDOWN_TIMEOUT = 10.0
 
 
 def _is_json_route(path: str) -> bool:
-    return path.startswith("/api/") or path in ("/health", "/metrics", "/openapi.json")
+    return path.startswith(("/api/", "/webhooks/")) or path in ("/health", "/metrics", "/openapi.json")
 
 
 @web.middleware
@@ -58,7 +58,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             return json_error(exc.status, exc.message)
         return provider_error(exc.status, exc.message)
     except web.HTTPException as exc:
-        if exc.status >= 400 and request.path.startswith("/api/"):
+        if exc.status >= 400 and request.path.startswith(("/api/", "/webhooks/")):
             answer = json_error(exc.status, exc.reason)
             if "Allow" in exc.headers:  # a 405 must say which methods would do
                 answer.headers["Allow"] = exc.headers["Allow"]

@@ -256,7 +256,7 @@ async def _written_subtitle(
         return None
     try:
         media = await asyncio.to_thread(inside_library, local_video, parts.settings.library_paths)
-    except (OutsideLibrary, OSError):
+    except (OutsideLibrary, OSError, RuntimeError, ValueError):  # RuntimeError: a symlink loop, ~unknown_user
         return None
     for candidate in dict.fromkeys((str(media), local_video)):
         for path, language in await parts.subtitles.for_media(candidate):

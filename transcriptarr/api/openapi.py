@@ -438,6 +438,7 @@ _SCHEMAS: dict[str, Any] = {
             "job_id": {"type": ["integer", "null"]},
             "job_ids": {"type": "array", "items": {"type": "integer"}},
             "path": {"type": "string", "description": "The file on this machine."},
+            "reasons": {"type": "array", "items": {"type": "string"}, "description": "The library's decision."},
             "files": {"type": "integer", "description": "A show or season: files checked in the background."},
         },
     },

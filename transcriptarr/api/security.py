@@ -1,4 +1,4 @@
-"""Who may call what: the API key for /api/* and /metrics, client networks for the provider routes.
+"""Who may call what: the API key for /api/*, /webhooks/* and /metrics, client networks for the provider routes.
 
 Bazarr sends no key, so the provider routes are governed by the mode and an
 optional allow-list of client networks instead. Client paths (POST /api/jobs,
@@ -23,7 +23,7 @@ API_KEY_HEADER = "X-Api-Key"
 
 
 def needs_key(path: str) -> bool:
-    return path.startswith("/api/") or path == "/metrics"
+    return path.startswith(("/api/", "/webhooks/")) or path == "/metrics"
 
 
 @web.middleware

@@ -19,7 +19,6 @@ With API_KEY set the key goes in the `X-Api-Key` header or the `apikey` paramete
 from __future__ import annotations
 
 import asyncio
-import hmac
 import json
 import os
 from collections.abc import Awaitable, Callable, Mapping
@@ -30,7 +29,7 @@ from aiohttp import BodyPartReader, web
 
 from transcriptarr.api.errors import ApiError, json_error
 from transcriptarr.api.keys import PARTS
-from transcriptarr.api.security import API_KEY_HEADER, OutsideLibrary, inside_library
+from transcriptarr.api.security import OutsideLibrary, inside_library
 from transcriptarr.integrations.mediaservers import emby, jellyfin, plex, tautulli
 from transcriptarr.integrations.mediaservers.events import Ignored, MediaEvent, MediaFile, PayloadError, ServerName
 from transcriptarr.integrations.mediaservers.http import ItemNotFound, MediaServerError
@@ -87,8 +86,6 @@ class Webhooks:
     # --- one request -------------------------------------------------------------------
 
     async def receive(self, request: web.Request, route: str) -> web.Response:
-        if not key_matches(request):
-            return json_error(401, "missing or wrong API key: send it in the X-Api-Key header or the apikey parameter")
         try:
             return await self._receive(request, route)
         except ApiError as exc:
@@ -127,6 +124,7 @@ class Webhooks:
                     "job_id": outcome.job_ids[0] if outcome.job_ids else None,
                     "job_ids": outcome.job_ids,
                     "path": outcome.path,
+                    "reasons": outcome.reasons,
                 },
                 status=202,
             )
@@ -161,11 +159,12 @@ class Webhooks:
         settings = self.parts.settings
         local = self.parts.paths.map(media.path)
         named = local if local == media.path else f"{local} (mapped from {media.path})"
+        sent = "" if local == media.path else f" (the server sent {media.path})"
         try:
             await asyncio.to_thread(inside_library, local, settings.library_paths)
         except OutsideLibrary as exc:
             log.warning("webhook_path_refused", server=event.server, path=local, sent=media.path, reason=str(exc))
-            raise ApiError(403, f"{named}: {exc}; check PATH_MAPPINGS") from None
+            raise ApiError(403, f"{exc}{sent}; check PATH_MAPPINGS") from None
         except (OSError, RuntimeError, ValueError) as exc:  # e.g. a symlink loop
             raise ApiError(400, f"cannot resolve {named}: {exc}") from None
         if not await asyncio.to_thread(os.path.isfile, local):
@@ -199,16 +198,6 @@ class Webhooks:
 def ignored(route: str, reason: str) -> web.Response:
     log.info("webhook_ignored", route=route, reason=reason)
     return web.json_response({"ignored": reason})
-
-
-def key_matches(request: web.Request) -> bool:
-    """API_KEY, when set, in the X-Api-Key header or the apikey parameter (as security.py takes it)."""
-    secret = request.app[PARTS].settings.api_key
-    expected = secret.get_secret_value() if secret is not None else ""
-    if not expected:
-        return True
-    given = request.headers.get(API_KEY_HEADER) or request.query.get("apikey") or ""
-    return hmac.compare_digest(given.encode(), expected.encode())
 
 
 async def read_payload(request: web.Request) -> dict[str, Any]:

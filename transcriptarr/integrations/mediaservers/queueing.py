@@ -31,6 +31,7 @@ class FileOutcome:
     queued: bool  # at least one new job
     reason: str
     job_ids: list[int] = field(default_factory=list)
+    reasons: list[str] = field(default_factory=list)  # the library's whole decision, as `explain` prints it
 
 
 async def queue_media_file(
@@ -50,7 +51,7 @@ async def queue_media_file(
     decision = await library.explain(path)
     if not decision.queue:
         log.info("webhook_file_not_queued", path=path, reason=decision.summary, **_origin(webhook))
-        return FileOutcome(path, False, decision.summary)
+        return FileOutcome(path, False, decision.summary, reasons=decision.reasons)
     info = await asyncio.to_thread(os.stat, path)
     config = library.config
     priority = job_priority(
@@ -91,7 +92,7 @@ async def queue_media_file(
         reason=summary,
         **_origin(webhook),
     )
-    return FileOutcome(path, created, summary, job_ids)
+    return FileOutcome(path, created, summary, job_ids, decision.reasons)
 
 
 def _origin(webhook: Mapping[str, Any]) -> dict[str, Any]:
