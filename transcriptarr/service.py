@@ -13,6 +13,7 @@ from typing import Any
 import structlog
 
 from transcriptarr.db.database import Database
+from transcriptarr.db.outage import watch_database
 from transcriptarr.db.sqlite_lock import SqliteInUse, in_use_message, sqlite_node_lock
 from transcriptarr.integrations.bazarr_sync import bazarr_sync_from_settings
 from transcriptarr.integrations.followups import FollowUps
@@ -236,7 +237,8 @@ async def _serve(parts: Components, stop: asyncio.Event, *, once: bool) -> int:
             keep_node_registered(
                 parts.workers, settings.node_name, role, devices, stop, every=settings.lease_seconds / 3
             )
-        )
+        ),
+        asyncio.create_task(watch_database(parts.db, stop)),  # says when the database goes away and comes back
     ]
     if parts.pool.workers() and parts.db.backend.name == "postgresql":
         from transcriptarr.queue.wakeups import JobWakeups  # asyncpg: PostgreSQL only

@@ -58,7 +58,7 @@ from pathlib import Path
 from typing import Any
 
 import srt
-from sqlalchemy import create_engine, func, select
+from sqlalchemy import create_engine, func, inspect, select
 from sqlalchemy.engine import Engine, make_url
 
 from tests.media_factory import make_tone, make_video, speak
@@ -66,7 +66,6 @@ from transcriptarr.db.models import JobState
 from transcriptarr.queue.jobqueue import JOBS
 from transcriptarr.subtitles.writer import TEMP_MARKER
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 PHASES = ("scan", "claim", "extracting_audio", "transcribing", "writing", "storing", "anytime")
 NODE = "chaos-node"
 INITIAL_FILES = 5
@@ -160,6 +159,7 @@ class Library:
         self.root = root
         self.clips = clips
         self.added = 0
+        root.mkdir(parents=True, exist_ok=True)
 
     def add(self) -> Path:
         clip = self.clips[self.added % len(self.clips)]
@@ -286,7 +286,8 @@ class ServiceRun:
 # --------------------------------------------------------------------------- aiming the kills
 
 
-def _is(name: str, **fields: str) -> Callable[[Event], bool]:
+def event_is(name: str, **fields: str) -> Callable[[Event], bool]:
+    """Matches log lines of this event whose fields have these values."""
     return lambda e: e.get("event") == name and all(e.get(k) == v for k, v in fields.items())
 
 
@@ -305,9 +306,9 @@ class Aim:
 
     def wait(self, run: ServiceRun, phase: str) -> bool:
         """True when the moment came; False when it did not (the kill then lands wherever)."""
-        nth = self.rng.choice((1, 1, 2))  # sometimes let one job finish first, so work moves on
+        nth = self.rng.choice((1, 1, 1, 2))  # now and then let one job finish first, so work moves on
         if phase == "scan":
-            if run.wait_for(_is("scan_started"), _TRIGGER_TIMEOUT) is None:
+            if run.wait_for(event_is("scan_started"), _TRIGGER_TIMEOUT) is None:
                 return False
             self._pause(0.0, 0.4)  # the scan of a few files takes a few tenths of a second
             return True
@@ -315,21 +316,21 @@ class Aim:
             self._pause(0.0, 2.5)
             return True
         if phase == "claim":
-            return run.wait_for(_is("job_started"), _TRIGGER_TIMEOUT, count=nth) is not None
+            return run.wait_for(event_is("job_started"), _TRIGGER_TIMEOUT, count=nth) is not None
         if phase == "storing":
-            return run.wait_for(_is("subtitle_written"), _TRIGGER_TIMEOUT, count=nth) is not None
+            return run.wait_for(event_is("subtitle_written"), _TRIGGER_TIMEOUT, count=nth) is not None
         if phase == "transcribing":
-            if run.wait_for(_is("job_stage", stage="transcribing"), _TRIGGER_TIMEOUT, count=nth) is None:
+            if run.wait_for(event_is("job_stage", stage="transcribing"), _TRIGGER_TIMEOUT, count=nth) is None:
                 return False
             self._pause(0.0, 0.5)
             return True
         if phase == "writing":
-            event = run.wait_for(_is("job_stage", stage="writing"), _TRIGGER_TIMEOUT, count=nth)
+            event = run.wait_for(event_is("job_stage", stage="writing"), _TRIGGER_TIMEOUT, count=nth)
             if event is None:
                 return False
             self._catch_temp_file(Path(str(event.get("path"))).parent)
             return True
-        return run.wait_for(_is("job_stage", stage=phase), _TRIGGER_TIMEOUT, count=nth) is not None
+        return run.wait_for(event_is("job_stage", stage=phase), _TRIGGER_TIMEOUT, count=nth) is not None
 
     def _pause(self, low: float, high: float) -> None:
         # Not synchronisation: a random moment within the phase is the point of the exercise.
@@ -344,156 +345,7 @@ class Aim:
                 return
 
 
-# --------------------------------------------------------------------------- the run
-
-
-@dataclass
-class _Chaos:
-    workdir: Path
-    database_url: str
-    kills: int
-    rng: random.Random
-    library: Library = field(init=False)
-    env: dict[str, str] = field(init=False)
-    engine: Engine = field(init=False)
-    report: ChaosReport = field(init=False)
-
-    def __post_init__(self) -> None:
-        clips = make_clips(self.workdir / "clips")
-        self.library = Library(self.workdir / "library", clips)
-        self.library.root.mkdir(parents=True, exist_ok=True)
-        for _ in range(INITIAL_FILES):
-            self.library.add()
-        self.data_dir = self.workdir / "data"
-        self.logs = self.workdir / "logs"
-        self.logs.mkdir(exist_ok=True)
-        self.env = service_env(self.database_url, self.library.root, self.data_dir, self.workdir / "models")
-        self.engine = sync_engine(self.database_url)
-        self.report = ChaosReport(kills=0, jobs=0, log_dir=self.logs)
-        self.starts = 0
-
-    def start(self) -> ServiceRun:
-        self.starts += 1
-        return ServiceRun(self.env, self.workdir, self.logs / f"run-{self.starts:03d}.jsonl")
-
-    def pending_media(self) -> int:
-        done = self.completed_paths()
-        return sum(1 for path in self.library.media() if str(path) not in done)
-
-    def completed_paths(self) -> set[str]:
-        if not self._has_jobs_table():
-            return set()
-        query = select(JOBS.c.media_path).where(JOBS.c.state == JobState.COMPLETED)
-        with self.engine.connect() as conn:
-            return {row[0] for row in conn.execute(query)}
-
-    def _has_jobs_table(self) -> bool:
-        from sqlalchemy import inspect
-
-        with self.engine.connect() as conn:
-            return inspect(conn).has_table(JOBS.name)
-
-    def unfinished(self) -> int:
-        if not self._has_jobs_table():
-            return 1
-        live = JOBS.c.state.in_([JobState.QUEUED, JobState.PROCESSING])
-        with self.engine.connect() as conn:
-            return int(conn.execute(select(func.count()).select_from(JOBS).where(live)).scalar_one())
-
-    def kill_loop(self) -> None:
-        aim = Aim(self.rng)
-        phases = list(PHASES)
-        while self.report.kills < self.kills:
-            if self.report.kills % len(phases) == 0:
-                self.rng.shuffle(phases)
-            phase = phases[self.report.kills % len(phases)]
-            while self.pending_media() < MIN_PENDING:
-                self.library.add()
-            run = self.start()
-            hit = aim.wait(run, phase)
-            if run.kill():
-                self.report.kills += 1
-                self.report.kills_by_phase[phase if hit else f"{phase} (missed)"] += 1
-            else:
-                self.report.crashes.append(f"{run.log_path.name}: exited by itself with {run.process.returncode}")
-        self.report.temp_files_caught = aim.temp_files_caught
-
-    def finish(self, timeout: float) -> None:
-        """Run once more until nothing is left to do, then stop cleanly."""
-        run = self.start()
-        if run.wait_for(_is("scan_finished"), timeout) is None:
-            self.report.crashes.append(f"{run.log_path.name}: the final run never finished its start-up scan")
-        deadline = time.monotonic() + timeout
-        quiet_since: float | None = None
-        while time.monotonic() < deadline and run.alive:
-            # Done once nothing was queued or running for a second and a half (the watcher sees the new subtitles).
-            if self.unfinished() == 0:
-                quiet_since = quiet_since or time.monotonic()
-                if time.monotonic() - quiet_since > 1.5:
-                    break
-            else:
-                quiet_since = None
-            time.sleep(0.2)
-        code = run.stop()
-        if code != 0:
-            self.report.crashes.append(f"{run.log_path.name}: the final run stopped with exit status {code}")
-
-    # --- checks ---
-    def check(self) -> None:
-        report = self.report
-        media = self.library.media()
-        report.media_files = len(media)
-        with self.engine.connect() as conn:
-            jobs = conn.execute(
-                select(JOBS.c.id, JOBS.c.state, JOBS.c.media_path, JOBS.c.content_key, JOBS.c.result_path)
-            ).all()
-        completed = [job for job in jobs if job.state == JobState.COMPLETED]
-        report.jobs = len(completed)
-        per_key = Counter(job.content_key for job in completed)
-        report.duplicated += [f"{key}: {n} completed jobs" for key, n in per_key.items() if n > 1]
-        report.stuck += [f"job {j.id} ({j.media_path}) is {j.state}" for j in jobs if j.state in _LIVE_STATES]
-        by_path = {job.media_path: job for job in completed}
-        writes = self.subtitle_writes()
-        for path in media:
-            subtitles = sorted(path.parent.glob(f"{_glob_escape(path.stem)}.*.srt"))
-            job = by_path.get(str(path))
-            if job is None:
-                states = sorted(str(j.state) for j in jobs if j.media_path == str(path))
-                report.lost.append(f"{path}: no completed job (jobs: {states or 'none'})")
-            elif not job.result_path or not Path(job.result_path).is_file():
-                report.lost.append(f"{path}: job {job.id} completed but its subtitle {job.result_path} is missing")
-            if len(subtitles) > 1:
-                report.duplicated.append(f"{path}: {len(subtitles)} sidecars {[s.name for s in subtitles]}")
-            for subtitle in subtitles:
-                problem = _subtitle_problem(subtitle)
-                if problem:
-                    report.partial_files.append(f"{subtitle}: {problem}")
-            if writes[str(path)] > 1:
-                report.rewritten.append(f"{path.name}: written {writes[str(path)]} times")
-        report.leftovers += [str(p) for p in self.leftovers()]
-
-    def subtitle_writes(self) -> Counter[str]:
-        """`subtitle_written` lines per media file, over every start."""
-        writes: Counter[str] = Counter()
-        for log in sorted(self.logs.glob("run-*.jsonl")):
-            for line in log.read_bytes().splitlines():
-                if b'"subtitle_written"' in line:
-                    with contextlib.suppress(ValueError):
-                        writes[json.loads(line).get("path")] += 1
-        return writes
-
-    def leftovers(self) -> Iterator[Path]:
-        for path in self.library.root.rglob("*"):
-            if TEMP_MARKER in path.name or path.name.endswith((".tmp", ".part")):
-                yield path
-        for folder in ("work", "spool"):
-            root = self.data_dir / folder
-            if root.is_dir():
-                yield from (p for p in root.rglob("*") if p.is_file())
-
-
-_LIVE_STATES = (JobState.QUEUED, JobState.PROCESSING)
-_SYNC_DRIVERS = {"sqlite": "sqlite+pysqlite", "postgresql": "postgresql+psycopg2", "mariadb": "mariadb+pymysql"}
+# --------------------------------------------------------------------------- checking the outcome
 
 
 def sync_engine(database_url: str) -> Engine:
@@ -501,6 +353,84 @@ def sync_engine(database_url: str) -> Engine:
     url = make_url(database_url)
     backend = "mariadb" if url.get_backend_name() in ("mysql", "mariadb") else url.get_backend_name()
     return create_engine(url.set(drivername=_SYNC_DRIVERS[backend]))
+
+
+_SYNC_DRIVERS = {"sqlite": "sqlite+pysqlite", "postgresql": "postgresql+psycopg2", "mariadb": "mariadb+pymysql"}
+_LIVE_STATES = (JobState.QUEUED, JobState.PROCESSING)
+
+
+def has_jobs_table(engine: Engine) -> bool:
+    with engine.connect() as conn:
+        return inspect(conn).has_table(JOBS.name)
+
+
+def completed_paths(engine: Engine) -> set[str]:
+    """Media files with a completed job."""
+    if not has_jobs_table(engine):
+        return set()
+    with engine.connect() as conn:
+        return {row[0] for row in conn.execute(select(JOBS.c.media_path).where(JOBS.c.state == JobState.COMPLETED))}
+
+
+def unfinished_jobs(engine: Engine) -> int:
+    """Jobs queued or processing (1 before the service created its tables)."""
+    if not has_jobs_table(engine):
+        return 1
+    with engine.connect() as conn:
+        query = select(func.count()).select_from(JOBS).where(JOBS.c.state.in_(_LIVE_STATES))
+        return int(conn.execute(query).scalar_one())
+
+
+def check_outcome(report: ChaosReport, library: Library, engine: Engine, data_dir: Path, logs: Path) -> None:
+    """Fill in what the library, the queue and the data folder show once the service stopped."""
+    media = library.media()
+    report.media_files = len(media)
+    with engine.connect() as conn:
+        jobs = conn.execute(
+            select(JOBS.c.id, JOBS.c.state, JOBS.c.media_path, JOBS.c.content_key, JOBS.c.result_path)
+        ).all()
+    completed = [job for job in jobs if job.state == JobState.COMPLETED]
+    report.jobs = len(completed)
+    per_key = Counter(job.content_key for job in completed)
+    report.duplicated += [f"{key}: {n} completed jobs" for key, n in per_key.items() if n > 1]
+    report.stuck += [f"job {j.id} ({j.media_path}) is {j.state}" for j in jobs if j.state in _LIVE_STATES]
+    by_path = {job.media_path: job for job in completed}
+    writes = subtitle_writes(logs)
+    for path in media:
+        job = by_path.get(str(path))
+        if job is None:
+            states = sorted(str(j.state) for j in jobs if j.media_path == str(path))
+            report.lost.append(f"{path}: no completed job (its jobs: {states or 'none'})")
+        elif not job.result_path or not Path(job.result_path).is_file():
+            report.lost.append(f"{path}: job {job.id} completed without its subtitle ({job.result_path})")
+        subtitles = sorted(path.parent.glob(f"{_glob_escape(path.stem)}.*.srt"))
+        if len(subtitles) > 1:
+            report.duplicated.append(f"{path}: {len(subtitles)} sidecars {[s.name for s in subtitles]}")
+        report.partial_files += [f"{s}: {problem}" for s in subtitles if (problem := _subtitle_problem(s))]
+        if writes[str(path)] > 1:
+            report.rewritten.append(f"{path.name}: written {writes[str(path)]} times")
+    report.leftovers += [str(p) for p in _leftovers(library.root, data_dir)]
+
+
+def subtitle_writes(logs: Path) -> Counter[str]:
+    """`subtitle_written` lines per media file, over every start of the service."""
+    writes: Counter[str] = Counter()
+    for log in sorted(logs.glob("run-*.jsonl")):
+        for line in log.read_bytes().splitlines():
+            if b'"subtitle_written"' in line:
+                with contextlib.suppress(ValueError):
+                    writes[json.loads(line).get("path")] += 1
+    return writes
+
+
+def _leftovers(library: Path, data_dir: Path) -> Iterator[Path]:
+    """Temporary subtitles and partial files in the library; work files and spooled uploads."""
+    for path in library.rglob("*"):
+        if TEMP_MARKER in path.name or path.name.endswith((".tmp", ".part")):
+            yield path
+    for folder in ("work", "spool"):
+        if (data_dir / folder).is_dir():
+            yield from (p for p in (data_dir / folder).rglob("*") if p.is_file())
 
 
 def _glob_escape(text: str) -> str:
@@ -514,11 +444,81 @@ def _subtitle_problem(path: Path) -> str | None:
         cues = list(srt.parse(text, ignore_errors=False))
     except (OSError, ValueError, srt.SRTParseError) as exc:
         return f"does not parse: {exc}"
-    if not cues or not any(cue.content.strip() for cue in cues):
+    if not any(cue.content.strip() for cue in cues):
         return "has no cues"
     if not text.endswith("\n"):
         return "is cut short (no final newline)"
     return None
+
+
+# --------------------------------------------------------------------------- the run
+
+
+class Chaos:
+    """A library, a database and the starts of the service on them."""
+
+    def __init__(self, workdir: Path, database_url: str, rng: random.Random) -> None:
+        self.rng = rng
+        self.library = Library(workdir / "library", make_clips(workdir / "clips"))
+        for _ in range(INITIAL_FILES):
+            self.library.add()
+        self.workdir = workdir
+        self.data_dir = workdir / "data"
+        self.logs = workdir / "logs"
+        self.logs.mkdir(exist_ok=True)
+        self.env = service_env(database_url, self.library.root, self.data_dir, workdir / "models")
+        self.engine = sync_engine(database_url)
+        self.report = ChaosReport(kills=0, jobs=0, log_dir=self.logs)
+        self.starts = 0
+
+    def start(self) -> ServiceRun:
+        self.starts += 1
+        return ServiceRun(self.env, self.workdir, self.logs / f"run-{self.starts:03d}.jsonl")
+
+    def kill_repeatedly(self, kills: int) -> None:
+        aim = Aim(self.rng)
+        phases = list(PHASES)
+        while self.report.kills < kills:
+            if self.report.kills % len(phases) == 0:
+                self.rng.shuffle(phases)  # every phase once per round, in a new order each round
+            phase = phases[self.report.kills % len(phases)]
+            done = completed_paths(self.engine)
+            while sum(1 for path in self.library.media() if str(path) not in done) < MIN_PENDING:
+                self.library.add()
+            run = self.start()
+            hit = aim.wait(run, phase)
+            if run.kill():
+                self.report.kills += 1
+                self.report.kills_by_phase[phase if hit else f"{phase} (missed)"] += 1
+            else:
+                self.report.crashes.append(f"{run.log_path.name}: exited by itself with {run.process.returncode}")
+        self.report.temp_files_caught = aim.temp_files_caught
+
+    def finish(self, timeout: float) -> None:
+        """Start once more, run until nothing is left to do, then stop cleanly."""
+        run = self.start()
+        if run.wait_for(event_is("scan_finished"), timeout) is None:
+            self.report.crashes.append(f"{run.log_path.name}: the final run never finished its start-up scan")
+        if not wait_until_idle(self.engine, run, timeout):
+            self.report.stuck.append(f"the queue was not empty {timeout:g} s after the final start")
+        code = run.stop()
+        if code != 0:
+            self.report.crashes.append(f"{run.log_path.name}: the final run stopped with exit status {code}")
+
+
+def wait_until_idle(engine: Engine, run: ServiceRun, timeout: float, *, quiet: float = 1.5) -> bool:
+    """Poll until nothing was queued or running for `quiet` seconds (the watcher has seen the new subtitles)."""
+    deadline = time.monotonic() + timeout
+    quiet_since: float | None = None
+    while time.monotonic() < deadline and run.alive:
+        if unfinished_jobs(engine) == 0:
+            quiet_since = quiet_since or time.monotonic()
+            if time.monotonic() - quiet_since >= quiet:
+                return True
+        else:
+            quiet_since = None
+        time.sleep(0.2)
+    return False
 
 
 def run_chaos(
@@ -532,14 +532,14 @@ def run_chaos(
     """Kill the service `kills` times at aimed moments, let it finish, check the library and the queue.
 
     `database_url` is user-style (as in DATABASE_URL) and names an empty database; `workdir`
-    an empty folder (media, data, logs go there).
+    an empty folder (media, data and logs go there).
     """
     started = time.monotonic()
-    chaos = _Chaos(workdir, database_url, kills, random.Random(seed))
+    chaos = Chaos(workdir, database_url, random.Random(seed))
     try:
-        chaos.kill_loop()
+        chaos.kill_repeatedly(kills)
         chaos.finish(final_timeout)
-        chaos.check()
+        check_outcome(chaos.report, chaos.library, chaos.engine, chaos.data_dir, chaos.logs)
     finally:
         chaos.engine.dispose()
     chaos.report.seconds = time.monotonic() - started

@@ -27,9 +27,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 from sqlalchemy import text, update
 
-from tests.acceptance.engine_harness import SENTENCES, long_speech
+from tests.acceptance.engine_harness import SENTENCES, engine_settings, long_speech
+from tests.api.live import LiveService
 from tests.conftest import new_server_database
 from tests.media_factory import speak
 from tests.servers import RunningServer
@@ -235,6 +237,16 @@ async def test_a_killed_nodes_job_is_finished_by_the_other_node(
     text_status = cli(tmp_path, pg_url, "status").stdout
     assert "nodes: 1 running, 1 stale" in text_status
     assert f"{victim.name}" in text_status and "STALE: no heartbeat for" in text_status
+
+    # The API of any node shows them all (here: a service without workers of its own, on the same database).
+    settings = engine_settings(tmp_path / "api", database_url=pg_url, lease_seconds=LEASE_SECONDS, workers=0)
+    with LiveService(settings, workers=False) as api:
+        answer = requests.get(f"{api.url}/api/status", timeout=30)
+    assert answer.status_code == 200
+    listed = {node["name"]: node for node in answer.json()["nodes"]}
+    assert (listed[victim.name]["stale"], listed[survivor.name]["stale"]) == (True, False)
+    assert [w["id"] for w in listed[survivor.name]["workers"]] == [f"{survivor.name}/cpu/0"]
+    assert listed[survivor.name]["pid"] == survivor.process.pid
 
     survivor.process.send_signal(signal.SIGTERM)
     await stopped(survivor)

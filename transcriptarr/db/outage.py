@@ -28,7 +28,7 @@ T = TypeVar("T")
 # Errors where the database refused the statement itself: waiting for it cannot help.
 _REFUSED = (IntegrityError, ProgrammingError, DataError)
 _FIRST_RETRY_SECONDS = 0.5
-_MAX_RETRY_SECONDS = 10.0
+_MAX_RETRY_SECONDS = 5.0
 
 
 def is_unavailable(exc: BaseException) -> bool:

@@ -40,6 +40,11 @@ class SubtitleRegistry:
 
         await self.db.write(tx)
 
+    async def forget(self, path: Path) -> None:
+        """No longer count `path` as ours (a write of it that failed)."""
+        key = path_key(path)
+        await self.db.write(lambda conn: conn.execute(delete(TABLE).where(TABLE.c.path_key == key)))
+
     async def is_ours(self, path: Path) -> bool:
         key = path_key(path)
         return await self.db.read(

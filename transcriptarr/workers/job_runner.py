@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 import structlog
 
 from transcriptarr.db.models import Job, Stage, Task
+from transcriptarr.db.outage import until_written
 from transcriptarr.media.audio import (
     AudioExtractError,
     ExtractedAudio,
@@ -219,7 +220,6 @@ class JobRunner:
             ctx.fields.update(media_duration=audio.duration)
             known = whisper_code(job.source_language) if job.source_language else None
             recognised, _ = await self._with_model(
-                ctx,
                 device,
                 lambda model: self._recognise(
                     ctx,
@@ -229,6 +229,7 @@ class JobRunner:
                     known,
                     _preset_for(job),
                 ),
+                ctx=ctx,
             )
         except ModelLoadError as exc:
             raise JobFailure(str(exc), permanent=False) from None
@@ -317,7 +318,7 @@ class JobRunner:
 
         try:
             recognised, used_device = await self._with_model(
-                ctx, device, lambda model: self._recognise(ctx, model, chunks, duration, known, preset)
+                device, lambda model: self._recognise(ctx, model, chunks, duration, known, preset), ctx=ctx
             )
         except ModelLoadError as exc:
             raise JobFailure(str(exc), permanent=False) from None
@@ -346,13 +347,22 @@ class JobRunner:
         await asyncio.to_thread(remove_stale_temp_files, path.parent, min_age=120.0)
         fmt = "lrc" if path.suffix == ".lrc" else self.config.subtitle_format
         text = await asyncio.to_thread(render, cues, fmt, language=language)
+        # Recorded as ours before it is written: a crash between the two would otherwise leave our
+        # subtitle looking like someone else's, and the job's next attempt would not replace it.
+        await until_written(
+            lambda: self.subtitles.record(path, media_path=str(media), language=language, job_id=ctx.job.id),
+            what="subtitle record",
+            job_id=ctx.job.id,
+        )
         try:
             await asyncio.to_thread(
                 write_atomic, path, text, mode=self.config.file_mode, uid=self.config.uid, gid=self.config.gid
             )
         except SubtitleWriteError as exc:
+            if not await asyncio.to_thread(path.exists):  # nothing there is ours after all
+                with contextlib.suppress(Exception):
+                    await self.subtitles.forget(path)
             raise _write_failure(exc, ctx.job) from None
-        await self.subtitles.record(path, media_path=str(media), language=language, job_id=ctx.job.id)
         details = {
             **ctx.fields.get("details", {}),
             "cues": len(cues),
@@ -423,10 +433,15 @@ class JobRunner:
         )
         return transcript, plan.target_language
 
-    async def _with_model(self, ctx: JobContext, device: str | None, work: Callable[[Any], Any]) -> tuple[Any, str]:
-        """Run `work(model)`; a GPU that runs out of memory or breaks falls back to CPU if allowed."""
+    async def _with_model(
+        self, device: str | None, work: Callable[[Any], Any], *, ctx: JobContext | None = None
+    ) -> tuple[Any, str]:
+        """Run `work(model)`; a GPU that runs out of memory or breaks falls back to CPU if allowed.
+
+        With `ctx`, the job's fields name the model and device used (for its summary line)."""
         chosen = device or self.config.device
-        ctx.fields.update(model=self.config.model, device=chosen)  # for the job's summary line
+        fields = ctx.fields if ctx is not None else {}
+        fields.update(model=self.config.model, device=chosen)
         try:
             async with self.models.acquire(self.config.model, device=chosen) as model:
                 return await work(model), chosen
@@ -434,7 +449,7 @@ class JobRunner:
             if not (_is_gpu_failure(exc) and self.config.cpu_fallback and chosen != "cpu"):
                 raise
             log.warning("gpu_failed_falling_back_to_cpu", error=str(exc), device=chosen)
-            ctx.fields.update(device="cpu")
+            fields.update(device="cpu")
             async with self.models.acquire(self.config.model, device="cpu") as model:
                 return await work(model), "cpu"
 

@@ -311,9 +311,7 @@ class WorkerPool:
         fields = {**ctx.fields, **(outcome.fields if outcome else {})}
         seconds = time.monotonic() - running.started
         duration = fields.get("media_duration")
-        emit = log.warning if result in ("failed", "retrying") else log.info
-        emit(
-            "job_finished",
+        summary = dict(
             job_id=job.id,
             path=job.media_path,
             stage=ctx.stage.value,
@@ -334,6 +332,10 @@ class WorkerPool:
             attempt=job.attempts,
             recorded=recorded,
         )
+        if result in ("failed", "retrying"):
+            log.warning("job_finished", **summary)
+        else:
+            log.info("job_finished", **summary)
 
     async def _settle(self, write: Callable[[], Awaitable[bool]], kind: str, job: Job, *, patient: bool = True) -> bool:
         """A status write that a shutdown must not interrupt; `patient`: it waits out a database outage.
