@@ -352,7 +352,8 @@ class WorkerPool:
         ctx, job = running.ctx, running.ctx.job
         written: tuple[float, str, int] | None = None
         last_write = 0.0
-        renew_every = self.queue.lease.total_seconds() / 3
+        # Also the longest a cancel request waits to be seen while progress stands still (a slow first window).
+        renew_every = min(self.queue.lease.total_seconds() / 3, _CANCEL_CHECK_SECONDS)
         every = self.config.progress_log_seconds
         next_progress_line = running.started + every
         while True:
@@ -412,6 +413,7 @@ def _log_progress(ctx: JobContext, started: float) -> None:
     )
 
 
+_CANCEL_CHECK_SECONDS = 2.0
 _JOB_COLUMNS = frozenset(
     {"media_duration", "details", "source_language", "language_probability", "task", "target_language"}
 )
