@@ -146,6 +146,7 @@ async def build(settings: Settings) -> AsyncIterator[Components]:
                 node=settings.node_name,
                 devices=run_on,
                 workers_per_device=settings.workers,
+                poll_seconds=settings.queue_poll_seconds,
                 max_job_seconds=settings.max_job_minutes * 60,
                 grace_seconds=settings.shutdown_grace_seconds,
                 progress_log_seconds=settings.progress_log_seconds,

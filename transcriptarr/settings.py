@@ -140,6 +140,9 @@ class Settings(BaseSettings):
     node_name: str = Field(default_factory=socket.gethostname, description="Name of this node in the worker list.")
     max_retries: int = Field(3, ge=0, le=100, description="Retries of a transient failure.")
     retry_backoff_seconds: float = Field(30, ge=0, description="First retry delay; doubles each time.")
+    queue_poll_seconds: float = Field(
+        2, gt=0, le=300, description="How often idle workers look for jobs (PostgreSQL also wakes them at once)."
+    )
     lease_seconds: float = Field(60, gt=1, description="Lease a worker holds on a job between heartbeats.")
     job_retention_hours: float = Field(168, gt=0, description="Keep finished jobs this long.")
     result_retention_hours: float = Field(48, ge=24, description="Keep Bazarr results for retries.")

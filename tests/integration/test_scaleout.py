@@ -49,12 +49,9 @@ START_DEADLINE = 90.0
 JOB_DEADLINE = 120.0
 LEASE_SECONDS = 3  # short, so a dead node's job comes back quickly
 POLL = 0.05
-# A `transcriptarr worker` whose idle workers look for jobs only once a minute on their own:
-# a job that starts sooner was announced by PostgreSQL (there is no POLL_SECONDS setting).
-SLOW_POLL_WORKER = (
-    "import functools, sys; import transcriptarr.service as service; from transcriptarr.cli import main; "
-    "service.PoolConfig = functools.partial(service.PoolConfig, poll_seconds=60.0); sys.exit(main(['worker']))"
-)
+# Idle workers that look for jobs only once a minute on their own: a job that starts sooner was
+# announced by PostgreSQL.
+SLOW_POLL = "60"
 
 
 @dataclass
@@ -110,9 +107,9 @@ def start_node(tmp_path: Path) -> Iterator[Start]:
     """Start `transcriptarr <args>` as node `name`; nodes still running at the end are killed."""
     started: list[Node] = []
 
-    def start(name: str, database_url: str, *args: str, code: str | None = None, **env: str) -> Node:
+    def start(name: str, database_url: str, *args: str, **env: str) -> Node:
         log = tmp_path / f"{name}.log"
-        command = [sys.executable, "-c", code] if code else [sys.executable, "-m", "transcriptarr", *args]
+        command = [sys.executable, "-m", "transcriptarr", *args]
         with log.open("wb") as out:
             process = subprocess.Popen(
                 command,
@@ -256,7 +253,7 @@ async def test_a_killed_nodes_job_is_finished_by_the_other_node(
 async def test_an_idle_worker_starts_a_job_queued_elsewhere_at_once(
     queue: JobQueue, pg_url: str, postgresql_server: RunningServer, start_node: Start, tmp_path: Path
 ) -> None:
-    worker = start_node("listener", pg_url, code=SLOW_POLL_WORKER)
+    worker = start_node("listener", pg_url, "worker", QUEUE_POLL_SECONDS=SLOW_POLL)
     await started(worker)
     await until(lambda: worker.events("wakeups_listening"), "the worker to listen", START_DEADLINE)
     clips = [speak(SENTENCES[i], tmp_path / f"clip{i}.wav") for i in range(2)]

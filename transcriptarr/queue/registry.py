@@ -100,11 +100,14 @@ class WorkerRegistry:
         self.stale_after = stale_after
 
     # --- workers ---
+    # Writes go through `Database.write`: SQLite's writer thread, MariaDB's deadlock retries (the
+    # node's heartbeat updates the same rows while its workers register).
     async def register(self, worker_id: str, node: str, device: str) -> None:
         now = utcnow()
-        async with self.db.engine.begin() as conn:
-            await conn.execute(delete(WORKERS).where(WORKERS.c.id == worker_id))
-            await conn.execute(
+
+        def tx(conn: Connection) -> None:
+            conn.execute(delete(WORKERS).where(WORKERS.c.id == worker_id))
+            conn.execute(
                 insert(WORKERS).values(
                     id=worker_id,
                     node=node,
@@ -117,17 +120,14 @@ class WorkerRegistry:
                 )
             )
 
+        await self.db.write(tx)
+
     async def beat(self, worker_id: str, state: str, job_id: int | None) -> None:
-        async with self.db.engine.begin() as conn:
-            await conn.execute(
-                update(WORKERS)
-                .where(WORKERS.c.id == worker_id)
-                .values(state=state, job_id=job_id, heartbeat_at=utcnow())
-            )
+        values = {"state": state, "job_id": job_id, "heartbeat_at": utcnow()}
+        await self.db.write(lambda conn: conn.execute(update(WORKERS).where(WORKERS.c.id == worker_id).values(values)))
 
     async def unregister(self, worker_id: str) -> None:
-        async with self.db.engine.begin() as conn:
-            await conn.execute(delete(WORKERS).where(WORKERS.c.id == worker_id))
+        await self.db.write(lambda conn: conn.execute(delete(WORKERS).where(WORKERS.c.id == worker_id)))
 
     async def list(self) -> list[WorkerInfo]:
         now = utcnow()
@@ -148,10 +148,13 @@ class WorkerRegistry:
 
     async def prune(self, older_than: timedelta = timedelta(days=1)) -> int:
         cutoff = utcnow() - older_than
-        async with self.db.engine.begin() as conn:
-            workers = await conn.execute(delete(WORKERS).where(WORKERS.c.heartbeat_at < cutoff))
-            nodes = await conn.execute(delete(NODES).where(NODES.c.heartbeat_at < cutoff))
-        return int(workers.rowcount) + int(nodes.rowcount)
+
+        def tx(conn: Connection) -> int:
+            workers = conn.execute(delete(WORKERS).where(WORKERS.c.heartbeat_at < cutoff))
+            nodes = conn.execute(delete(NODES).where(NODES.c.heartbeat_at < cutoff))
+            return int(workers.rowcount) + int(nodes.rowcount)
+
+        return await self.db.write(tx)
 
     # --- nodes ---
     async def register_node(self, name: str, role: str, devices: tuple[str, ...]) -> None:
