@@ -19,7 +19,7 @@ from aiohttp import web
 from tests.acceptance.engine_harness import engine_settings
 from tests.media_factory import fixture_path, media_duration
 from transcriptarr.db.models import Job, JobState, Source
-from transcriptarr.integrations.notify import Notify, notify_from_settings
+from transcriptarr.integrations.notify import Notify, describe_url, notify_from_settings
 from transcriptarr.queue.jobqueue import NewJob
 from transcriptarr.service import Components, build
 
@@ -218,3 +218,10 @@ def test_notify_is_off_without_a_url_and_wants_only_completed_or_failed_jobs(tmp
         JobState.FAILED: True,
         JobState.CANCELLED: False,
     }
+
+
+def test_the_logged_url_has_no_credentials_or_query() -> None:
+    assert (
+        describe_url("https://user:pw@hooks.example.org:8443/t/x?token=secret") == "https://hooks.example.org:8443/t/x"
+    )
+    assert describe_url("http://[::1]:9000/hook?k=v") == "http://[::1]:9000/hook"

@@ -26,7 +26,11 @@ _RETRYABLE_CLIENT_ERRORS = frozenset({408, 429})
 
 
 def notification(job: Job, node: str) -> dict[str, Any]:
-    """The JSON body sent for a finished job (docs: README, "Notifications")."""
+    """The JSON body sent for a finished job (docs/integrations.md, "Notifications").
+
+    A job that completed without writing anything (a foreign subtitle exists, no speech)
+    is a `job.completed` with `subtitle` null and the reason in `skipped`.
+    """
     finished = job.finished_at or datetime.now(UTC)
     return {
         "event": "job.completed" if job.state == JobState.COMPLETED else "job.failed",
@@ -51,6 +55,7 @@ def describe_url(url: str) -> str:
     """The URL without user, password or query, which may hold a token: safe to log."""
     parts = urlsplit(url)
     host = parts.hostname or ""
+    host = f"[{host}]" if ":" in host else host  # IPv6
     port = f":{parts.port}" if parts.port else ""
     return f"{parts.scheme}://{host}{port}{parts.path}"
 
