@@ -69,15 +69,16 @@ def database(backend: str, url: str | None, workdir: Path) -> Iterator[str]:
 
 @contextlib.contextmanager
 def work_folder(path: str | None) -> Iterator[Path]:
+    """The given folder (kept), or a temporary one (removed)."""
     if path is not None:
-        folder = Path(path).resolve()
-        folder.mkdir(parents=True, exist_ok=True)
-        if any(folder.iterdir()):
-            raise SystemExit(f"--workdir {folder} is not empty")
-        yield folder
+        kept = Path(path).resolve()
+        kept.mkdir(parents=True, exist_ok=True)
+        if any(kept.iterdir()):
+            raise SystemExit(f"--workdir {kept} is not empty")
+        yield kept
         return
-    with tempfile.TemporaryDirectory(prefix="chaos-bench-") as folder:
-        yield Path(folder)
+    with tempfile.TemporaryDirectory(prefix="chaos-bench-") as temporary:
+        yield Path(temporary)
 
 
 def main() -> None:

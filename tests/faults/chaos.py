@@ -98,7 +98,7 @@ class ChaosReport:
     crashes: list[str] = field(default_factory=list)
     rewritten: list[str] = field(default_factory=list)  # not a problem: see the module docstring
     kills_by_phase: Counter[str] = field(default_factory=Counter)
-    temp_files_caught: int = 0  # kills that hit while a temporary subtitle existed
+    temp_files_left: int = 0  # kills after which a temporary subtitle lay in the library
     media_files: int = 0
     seconds: float = 0.0
     log_dir: Path | None = None
@@ -118,7 +118,7 @@ class ChaosReport:
         phases = ", ".join(f"{phase} {n}" for phase, n in sorted(self.kills_by_phase.items()))
         return (
             f"{self.kills} kills ({phases}); {self.media_files} media files, {self.jobs} completed jobs; "
-            f"{self.temp_files_caught} kills while a temporary subtitle existed; "
+            f"{self.temp_files_left} kills left a temporary subtitle in the library; "
             f"{len(self.rewritten)} subtitles rewritten after a kill; {self.seconds:.1f} s; logs in {self.log_dir}"
         )
 
@@ -212,7 +212,6 @@ class ServiceRun:
     def __init__(self, env: dict[str, str], cwd: Path, log_path: Path) -> None:
         self.log_path = log_path
         self.events: queue.Queue[Event | None] = queue.Queue()  # None: the process closed its log
-        self.seen: list[Event] = []
         self.process = subprocess.Popen(
             [sys.executable, "-m", "transcriptarr", "run"],
             env=env,
@@ -239,12 +238,9 @@ class ServiceRun:
     def next_event(self, deadline: float) -> Event | None:
         """The next log line (as a dict), or None when the process ended or the deadline passed."""
         try:
-            event = self.events.get(timeout=max(0.0, deadline - time.monotonic()))
+            return self.events.get(timeout=max(0.0, deadline - time.monotonic()))
         except queue.Empty:
             return None
-        if event is not None:
-            self.seen.append(event)
-        return event
 
     def wait_for(self, wanted: Callable[[Event], bool], timeout: float, *, count: int = 1) -> Event | None:
         """The `count`-th log line `wanted` accepts; None if the process ends or time runs out first."""
@@ -291,10 +287,10 @@ def event_is(name: str, **fields: str) -> Callable[[Event], bool]:
     return lambda e: e.get("event") == name and all(e.get(k) == v for k, v in fields.items())
 
 
-def _temp_subtitle_in(folder: Path) -> bool:
+def _temp_subtitles_in(folder: Path) -> set[str]:
     with contextlib.suppress(OSError), os.scandir(folder) as entries:
-        return any(TEMP_MARKER in entry.name for entry in entries)
-    return False
+        return {entry.name for entry in entries if TEMP_MARKER in entry.name}
+    return set()
 
 
 class Aim:
@@ -302,7 +298,6 @@ class Aim:
 
     def __init__(self, rng: random.Random) -> None:
         self.rng = rng
-        self.temp_files_caught = 0
 
     def wait(self, run: ServiceRun, phase: str) -> bool:
         """True when the moment came; False when it did not (the kill then lands wherever)."""
@@ -337,11 +332,11 @@ class Aim:
         time.sleep(self.rng.uniform(low, high))
 
     def _catch_temp_file(self, folder: Path) -> None:
-        """Spin until the temporary subtitle shows (then the kill hits mid-write) or half a second passed."""
+        """Spin until a new temporary subtitle shows (then the kill hits mid-write) or half a second passed."""
+        earlier = _temp_subtitles_in(folder)  # left by earlier kills: not this write's
         deadline = time.monotonic() + 0.5
         while time.monotonic() < deadline:
-            if _temp_subtitle_in(folder):
-                self.temp_files_caught += 1
+            if _temp_subtitles_in(folder) - earlier:
                 return
 
 
@@ -490,9 +485,9 @@ class Chaos:
             if run.kill():
                 self.report.kills += 1
                 self.report.kills_by_phase[phase if hit else f"{phase} (missed)"] += 1
+                self.report.temp_files_left += any(TEMP_MARKER in p.name for p in self.library.root.rglob("*"))
             else:
                 self.report.crashes.append(f"{run.log_path.name}: exited by itself with {run.process.returncode}")
-        self.report.temp_files_caught = aim.temp_files_caught
 
     def finish(self, timeout: float) -> None:
         """Start once more, run until nothing is left to do, then stop cleanly."""

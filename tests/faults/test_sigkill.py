@@ -8,7 +8,7 @@ it finish and checks that every media file has exactly one completed job and one
 subtitle, that no job is left queued or processing, and that no temporary, partial or
 work file is left behind.
 
-About 60-80 s per backend on a 2-core machine (a start of the service is about 2 s).
+About 45-60 s per backend on a 2-core machine (a start of the service takes about 2 s).
 """
 
 from __future__ import annotations

@@ -31,7 +31,10 @@ def _names(node: ast.expr) -> list[str]:
 
 
 def _event_argument(node: ast.AST) -> ast.expr | None:
-    """The first argument of a logging call, `<logger>.<level>(event, ...)`; None for any other node."""
+    """The event argument of a logging call, `<logger>.<level>(event, ...)` or a helper that takes the logger first,
+    `log_failure(<logger>, event, ...)`; None for any other node."""
+    if isinstance(node, ast.Call) and len(node.args) >= 2 and _is_logger(node.args[0]):
+        return node.args[1]
     if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.args):
         return None
     if node.func.attr not in LEVELS or not _is_logger(node.func.value):
@@ -76,8 +79,9 @@ structlog.get_logger(__name__).exception("e")
 log.info("f" if ok else "g")
 events.publish("not_a_log")
 log.info(f"{x}")
+log_failure(log, "h", exc)
 """
-    assert sorted(logged_names(ast.parse(source))) == ["a", "b", "c", "d", "e", "f", "g"]
+    assert sorted(logged_names(ast.parse(source))) == ["a", "b", "c", "d", "e", "f", "g", "h"]
 
 
 def test_every_logged_event_is_documented() -> None:

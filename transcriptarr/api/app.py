@@ -32,6 +32,7 @@ from transcriptarr.api.keys import (
 from transcriptarr.api.metrics import ApiMetrics
 from transcriptarr.api.security import api_key_middleware
 from transcriptarr.api.snapshots import Snapshots
+from transcriptarr.db.outage import describe_error, is_unavailable
 
 if TYPE_CHECKING:
     from transcriptarr.service import Components
@@ -67,6 +68,11 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except (ConnectionError, asyncio.CancelledError):
         raise
     except Exception as exc:
+        if is_unavailable(exc):  # an outage, not a bug: say so, and that it is temporary
+            error = describe_error(exc)
+            log.warning("http_database_unavailable", method=request.method, path=request.path, error=error)
+            reason = f"the database is unavailable ({error}); the service keeps retrying, try again shortly"
+            return json_error(503, reason) if _is_json_route(request.path) else provider_error(503, reason)
         log.exception("http_handler_failed", method=request.method, path=request.path)
         reason = f"internal error: {type(exc).__name__}: {exc}"
         return json_error(500, reason) if _is_json_route(request.path) else provider_error(500, reason)

@@ -92,6 +92,18 @@ async def watch_database(db: Database, stop: asyncio.Event, *, every: float = 5.
             await asyncio.wait_for(stop.wait(), every)
 
 
+def log_failure(logger: Any, event: str, exc: BaseException, **fields: Any) -> None:
+    """A failed background write or read: a warning, unless the database is away.
+
+    During an outage `watch_database` has already said so once; repeating it for
+    every heartbeat and poll would bury the one line that matters, so those go to debug.
+    """
+    if is_unavailable(exc):
+        logger.debug(event, error=describe_error(exc), database_unavailable=True, **fields)
+    else:
+        logger.warning(event, error=describe_error(exc), **fields)
+
+
 def describe_error(exc: BaseException) -> str:
     """One line: the exception's type and the first line of its message."""
     text = str(exc).strip().splitlines()

@@ -134,9 +134,13 @@ class JobSync:
             live = await self.queue.find_live(key_of(path, spec))
             if live is None:
                 continue
-            if only_queued_library_jobs and (live.state != JobState.QUEUED or live.source not in LIBRARY_SOURCES):
+            if only_queued_library_jobs and (
+                live.state != JobState.QUEUED or live.source not in LIBRARY_SOURCES or live.attempts > 0
+            ):
                 # A running job is left to finish (its worker checks the target file
-                # itself); a job someone asked for by hand or via Bazarr stays.
+                # itself); a job someone asked for by hand or via Bazarr stays. So does one
+                # that ran before: the subtitle now there may be its own, written just before
+                # a crash kept it from being marked done; its next attempt writes it again.
                 continue
             try:
                 state = await self.queue.cancel(live.id, reason)

@@ -27,6 +27,7 @@ from watchfiles import Change, awatch
 
 from transcriptarr.db.database import Database
 from transcriptarr.db.models import Source
+from transcriptarr.db.outage import describe_error, is_unavailable
 from transcriptarr.library.changes import Departures, Settling, observe
 from transcriptarr.library.config import LibraryConfig
 from transcriptarr.library.index import Known
@@ -133,8 +134,11 @@ class Library:
                 await self._departed(path)
             for path in sorted(p for change, p in changes if change != Change.deleted):
                 await self._arrived(path)
-        except Exception:  # one bad event must not stop the watcher
-            log.exception("watch_event_failed", changes=len(changes))
+        except Exception as exc:  # one bad event must not stop the watcher; the next scan catches up
+            if is_unavailable(exc):
+                log.warning("watch_event_failed", changes=len(changes), error=describe_error(exc))
+            else:
+                log.exception("watch_event_failed", changes=len(changes))
 
     async def _departed(self, path: str) -> None:
         self.settling.discard(path)
@@ -239,8 +243,11 @@ class Library:
                 await asyncio.wait_for(stop.wait(), tick)
             try:
                 await self._settle_once()
-            except Exception:
-                log.exception("watch_event_failed")
+            except Exception as exc:
+                if is_unavailable(exc):
+                    log.warning("watch_event_failed", error=describe_error(exc))
+                else:
+                    log.exception("watch_event_failed")
 
     async def _settle_once(self) -> None:
         watched = self.settling.watched()

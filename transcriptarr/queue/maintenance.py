@@ -8,6 +8,7 @@ from datetime import timedelta
 
 import structlog
 
+from transcriptarr.db.outage import log_failure
 from transcriptarr.queue.jobqueue import JobQueue
 from transcriptarr.queue.registry import WorkerRegistry
 
@@ -38,7 +39,7 @@ async def keep_queue_healthy(
                     log.info("jobs_cleaned_up", count=removed)
                 since_cleanup = 0.0
         except Exception as exc:  # database away: say so, try again next round
-            log.warning("maintenance_failed", error=str(exc))
+            log_failure(log, "maintenance_failed", exc)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), interval)
         since_cleanup += interval

@@ -24,6 +24,7 @@ from sqlalchemy import Connection, Table, delete, insert, select, update
 from transcriptarr import __version__
 from transcriptarr.db.database import Database
 from transcriptarr.db.models import NodeRecord, WorkerRecord, utcnow
+from transcriptarr.db.outage import log_failure
 
 WORKERS = cast(Table, WorkerRecord.__table__)
 NODES = cast(Table, NodeRecord.__table__)
@@ -261,7 +262,7 @@ async def keep_node_registered(
                 if not await registry.beat_node(name):
                     await registry.register_node(name, role, devices)
             except Exception as exc:  # database away: the row goes stale; say so, try again next round
-                log.warning("node_heartbeat_failed", node=name, error=str(exc))
+                log_failure(log, "node_heartbeat_failed", exc, node=name)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), every)
     finally:

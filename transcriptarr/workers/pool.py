@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 import structlog
 
 from transcriptarr.db.models import FINISHED_STATES, Job, JobState, Stage
-from transcriptarr.db.outage import until_written
+from transcriptarr.db.outage import log_failure, until_written
 from transcriptarr.queue.events import JobEvents
 from transcriptarr.queue.jobqueue import JobQueue
 from transcriptarr.queue.registry import WorkerRegistry
@@ -136,7 +136,7 @@ class WorkerPool:
                 try:
                     jobs = await self.queue.claim(worker_id, self.config.node)
                 except Exception as exc:  # the database is away: keep the worker, try again
-                    log.warning("claim_failed", worker=worker_id, error=str(exc))
+                    log_failure(log, "claim_failed", exc, worker=worker_id)
                     await self._idle(stop)
                     continue
                 if jobs:
@@ -374,7 +374,7 @@ class WorkerPool:
                     **{k: v for k, v in ctx.fields.items() if k in _JOB_COLUMNS},
                 )
             except Exception as exc:  # database briefly away: the lease has slack for this
-                log.warning("heartbeat_failed", job_id=job.id, error=str(exc))
+                log_failure(log, "heartbeat_failed", exc, job_id=job.id)
                 continue
             written, last_write = state, time.monotonic()
             self.events.publish("job_progress", job_id=job.id, stage=ctx.stage.value, progress=ctx.progress)
