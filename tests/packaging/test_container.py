@@ -245,7 +245,11 @@ def test_entrypoint_refuses_an_id_that_is_not_a_number(open_dir: Path, name: str
 
 def test_entrypoint_started_as_another_user_runs_the_command_as_it_is(open_dir: Path) -> None:
     (open_dir / "config").mkdir()
-    as_user = ["setpriv", "--reuid=1234", "--regid=2345", "--clear-groups", "sh", str(ENTRYPOINT)]
+    # A copy in the open folder: the checkout itself may be unreadable to other users (a private temp dir).
+    script = open_dir / "entrypoint.sh"
+    shutil.copy(ENTRYPOINT, script)
+    script.chmod(0o755)
+    as_user = ["setpriv", "--reuid=1234", "--regid=2345", "--clear-groups", "sh", str(script)]
     environment = {"PATH": os.environ["PATH"], "TRANSCRIPTARR_CONFIG_DIR": str(open_dir / "config"), "PUID": "99"}
 
     result = subprocess.run(
