@@ -44,6 +44,7 @@ from tests.integrations.test_webhooks import (
     tautulli_body,
 )
 from transcriptarr.db.models import Job
+from transcriptarr.service import Components
 
 KEY = "traversal-key"
 AUTH = {"X-Api-Key": KEY}
@@ -185,12 +186,14 @@ def service(folders: dict[str, Path], fakes: dict[str, FakeMediaServer]) -> Iter
         path_prefix="/whisper",
     ) as live:
         outside = folders["outside"]
-        for media in (outside / "secret.mkv", folders["library"] / "escape.mkv"):
-            live.call(
-                lambda parts, media=media: parts.subtitles.record(
+
+        async def on_record(parts: Components) -> None:
+            for media in (outside / "secret.mkv", folders["library"] / "escape.mkv"):
+                await parts.subtitles.record(
                     outside / "secret.en.srt", media_path=str(media), language="en", job_id=None
                 )
-            )
+
+        live.call(on_record)
         yield live
 
 
@@ -438,11 +441,12 @@ def test_webhooks_refuse_hostile_paths_from_the_media_servers_api(
     jobs_before = len(all_jobs(service))
     plex = plex_event("library.new", {"ratingKey": plex_key, "type": "movie", "title": "Film"})
     with Unchanged(service, folders):
-        for route, body in (
+        events: list[tuple[str, dict[str, Any]]] = [
             ("plex", {"files": plex_multipart(plex)}),
             ("tautulli", {"json": tautulli_body("play", plex_key, "movie", "Film")}),
             ("jellyfin", {"json": jellyfin_template("ItemAdded", jellyfin_id, "Movie", "Film")}),
-        ):
+        ]
+        for route, body in events:
             response = requests.post(f"{service.url}/webhooks/{route}", params={"apikey": KEY}, timeout=30, **body)
             assert response.status_code in (400, 403, 404), (route, response.text)
             assert response.json()["error"], (route, response.text)

@@ -32,6 +32,7 @@ from transcriptarr.media.languages import whisper_code
 from transcriptarr.queue.events import Event
 from transcriptarr.queue.jobqueue import NewJob
 from transcriptarr.queue.keys import upload_key
+from transcriptarr.workers.memory import return_freed_memory
 
 log = structlog.get_logger(__name__)
 
@@ -163,6 +164,7 @@ async def asr(request: web.Request) -> web.StreamResponse:
                     content_key=key,
                     source_language=params.language,
                     target_language=params.target_language,
+                    quality=parts.settings.quality,
                     options=_options(params),
                     details={"client": request.remote, "video_file": params.video_file, "bytes": upload.size},
                 )
@@ -315,6 +317,8 @@ async def detect_language(request: web.Request) -> web.StreamResponse:
             samples = decode_pcm_bytes(upload.head)
         async with request.app[DETECT_SLOTS], parts.models.acquire(parts.settings.whisper_model) as model:
             guess = await asyncio.to_thread(guess_language, model, samples)
+            # Its buffers (VAD over up to DETECT_LANGUAGE_MAX_SECONDS) would stay in glibc's per-thread heaps.
+            await asyncio.to_thread(return_freed_memory)
     except DecodeError as exc:
         log.info("language_not_detected", reason=str(exc))
         return web.json_response({})
