@@ -97,6 +97,20 @@ async def test_reprioritised_job_is_claimed_first(queue: JobQueue) -> None:
         await queue.set_priority(123456, 1)
 
 
+async def test_promote_raises_a_queued_job_and_merges_details_but_never_lowers_or_touches_running_jobs(
+    queue: JobQueue,
+) -> None:
+    job = (await queue.enqueue(movie("a", priority=150, details={"reason": "scan"}))).job
+    promoted = await queue.promote(job.id, 300, {"webhook": {"server": "plex", "item_id": "7"}})
+    assert promoted.priority == 300
+    assert promoted.details == {"reason": "scan", "webhook": {"server": "plex", "item_id": "7"}}
+    assert (await queue.promote(job.id, 100, {})).priority == 300
+
+    [claimed] = await queue.claim("w", "node")
+    running = await queue.promote(claimed.id, 400, {"webhook": {"server": "emby"}})
+    assert running.priority == 300 and running.details["webhook"]["server"] == "plex"
+
+
 async def test_concurrent_claimers_never_share_a_job(queue: JobQueue) -> None:
     for i in range(150):
         await queue.enqueue(movie(f"m{i}"))

@@ -445,13 +445,19 @@ def test_a_file_with_subtitles_is_not_queued(service: LiveService, library: Path
 def test_playing_a_file_moves_its_queued_scan_job_up(service: LiveService, library: Path, movie: Path) -> None:
     local = place(movie, library, "movies/Waiting (2003)/Waiting (2003).mkv")
     scan = service.call(
-        lambda parts: parts.queue.enqueue(NewJob(source=Source.SCAN, media_path=str(local), priority=150))
+        lambda parts: parts.queue.enqueue(
+            NewJob(source=Source.SCAN, media_path=str(local), priority=150, details={"reason": "no subtitles"})
+        )
     ).job
-    payload = jellyfin_all_properties("PlaybackStart", str(uuid.uuid4()), "Movie", "Waiting", path=str(local))
+    item = str(uuid.uuid4())
+    payload = jellyfin_all_properties("PlaybackStart", item, "Movie", "Waiting", path=str(local))
     body = assert_handled(post(service, "jellyfin", json=payload), queued=False)
     assert body["job_id"] == scan.id and "moved up" in body["reason"]
     [job] = jobs_for(service, local)
     assert job.source == Source.SCAN and job.priority >= SOURCE_PRIORITY[Source.WEBHOOK]
+    # The scan's job learns the item, so Jellyfin is refreshed when its subtitle is written.
+    assert job.details["reason"] == "no subtitles"
+    assert (job.details["webhook"]["server"], job.details["webhook"]["item_id"]) == ("jellyfin", item)
 
 
 IGNORED: list[tuple[str, dict[str, Any]]] = [

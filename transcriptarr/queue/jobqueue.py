@@ -552,6 +552,26 @@ class JobQueue:
 
         return await self.db.write(tx)
 
+    async def promote(self, job_id: int, priority: int, details: dict[str, Any]) -> Job:
+        """A queued job that someone else also asked for: raise it to `priority` (never lower it) and
+        merge `details` into its own (e.g. which media-server item to refresh). Other states: unchanged."""
+
+        def tx(conn: Connection) -> Job:
+            job = _get(conn, job_id)
+            if job.state == JobState.QUEUED:
+                conn.execute(
+                    update(JOBS)
+                    .where(JOBS.c.id == job_id, JOBS.c.state == JobState.QUEUED)
+                    .values(
+                        priority=max(priority, job.priority),
+                        details={**(job.details or {}), **details},
+                        updated_at=self.now(),
+                    )
+                )
+            return _get(conn, job_id)
+
+        return await self.db.write(tx)
+
     async def list_jobs(
         self,
         *,

@@ -75,9 +75,13 @@ async def queue_media_file(
             )
         )
         job, reason = result.job, result.reason
-        if not result.created and job.state == JobState.QUEUED and job.priority < priority:
-            job = await queue.set_priority(job.id, priority)
-            reason += f"; moved up to webhook priority {priority}"
+        if not result.created and job.state == JobState.QUEUED:
+            # Queued by a scan or the watcher first (the usual case for a new file): the webhook's item
+            # joins it, so the media server is still refreshed once the subtitle is written.
+            before = job.priority
+            job = await queue.promote(job.id, priority, {"webhook": dict(webhook)})
+            if job.priority > before:
+                reason += f"; moved up to webhook priority {priority}"
         created |= result.created
         reasons.append(reason)
         job_ids.append(job.id)
