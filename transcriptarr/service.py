@@ -24,7 +24,7 @@ from transcriptarr.logs import configure_logging
 from transcriptarr.queue.events import JobEvents
 from transcriptarr.queue.jobqueue import JobQueue
 from transcriptarr.queue.maintenance import keep_queue_healthy
-from transcriptarr.queue.registry import WorkerRegistry, keep_node_registered, stale_after
+from transcriptarr.queue.registry import WorkerRegistry, keep_node_registered, same_name_still_running, stale_after
 from transcriptarr.settings import Settings
 from transcriptarr.subtitles.cues import CueRules
 from transcriptarr.subtitles.registry import SubtitleRegistry
@@ -216,6 +216,13 @@ async def _only_node_on_sqlite(parts: Components) -> AsyncIterator[None]:
 
 async def _serve(parts: Components, stop: asyncio.Event, *, once: bool) -> int:
     settings = parts.settings
+    # A live node renews its row every lease/3: two renewals and some slack tell a living twin from a dead one.
+    twin = await same_name_still_running(parts.workers, settings.node_name, watch_seconds=settings.lease_seconds)
+    if twin is not None:
+        raise StartupError(
+            f"another node named '{settings.node_name}' is running (host {twin.host}, pid {twin.pid}); "
+            "give each node its own NODE_NAME (by default the host name: set hostname or NODE_NAME per container)"
+        )
     recovered = await parts.queue.recover_node(settings.node_name)
     stale = parts.runner.remove_stale_work_files()
     role = node_role(settings, parts.pool, once=once)

@@ -14,6 +14,7 @@ The real bundled tiny.en model transcribes short espeak-ng speech on one thread.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -344,3 +345,54 @@ async def test_sqlite_refuses_a_live_node_of_another_host(start_node: Start, tmp
     await stopped(refused, expect=1)
     [refusal] = refused.events("startup_failed")
     assert refusal["error"].startswith("another Transcriptarr node (nas, pid 4242 on nas.lan) is using the SQLite")
+
+
+async def test_a_second_node_with_the_same_name_is_refused(pg_url: str, start_node: Start) -> None:
+    """Two live nodes with one NODE_NAME would share worker ids and requeue each other's jobs."""
+    first = start_node("twin", pg_url, "worker")
+    await started(first)
+
+    second = start_node("twin", pg_url, "worker")
+    await stopped(second, expect=1)
+    [refusal] = second.events("startup_failed")
+    assert refusal["error"].startswith("another node named 'twin' is running (host ")
+    assert "give each node its own NODE_NAME" in refusal["error"]
+    first.check_alive()
+
+
+async def test_a_dead_predecessor_on_another_host_does_not_block_the_name(
+    queue: JobQueue, pg_url: str, start_node: Start
+) -> None:
+    """A recreated container (new host name, same NODE_NAME) starts once the old row stops being renewed."""
+    registry = WorkerRegistry(queue.db)
+    await registry.register_node("gpu1", "workers", ("cpu",))
+    async with queue.db.engine.begin() as conn:
+        await conn.execute(update(NODES).values(host="old-container", pid=7))
+
+    successor = start_node("gpu1", pg_url, "worker")
+    await started(successor)
+    assert successor.events("node_name_in_use_checking")
+
+
+async def test_a_live_twin_on_another_host_is_refused(queue: JobQueue, pg_url: str, start_node: Start) -> None:
+    registry = WorkerRegistry(queue.db)
+    await registry.register_node("gpu2", "workers", ("cpu",))
+    async with queue.db.engine.begin() as conn:
+        await conn.execute(update(NODES).values(host="other-box", pid=7))
+    renewing = asyncio.Event()
+
+    async def keep_beating() -> None:  # what the live node on the other box does
+        while not renewing.is_set():
+            await registry.beat_node("gpu2")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(renewing.wait(), LEASE_SECONDS / 3)
+
+    beating = asyncio.create_task(keep_beating())
+    try:
+        twin = start_node("gpu2", pg_url, "worker")
+        await stopped(twin, expect=1)
+    finally:
+        renewing.set()
+        await beating
+    [refusal] = twin.events("startup_failed")
+    assert refusal["error"].startswith("another node named 'gpu2' is running (host other-box, pid 7)")

@@ -252,6 +252,46 @@ class WorkerRegistry:
         return None
 
 
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    try:  # a killed process its parent has not reaped yet (a zombie) still answers the signal
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as stat:
+            return stat.read().rpartition(")")[2].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+async def same_name_still_running(registry: WorkerRegistry, name: str, *, watch_seconds: float) -> NodeInfo | None:
+    """Another process running as node `name`, or None when the row under that name is a dead predecessor's.
+
+    Two live nodes with one name would share worker ids, so each could requeue and overwrite the
+    other's jobs. A fresh row is not proof of life (a node killed a second ago left it): on this host
+    the pid tells; from another host (a recreated container with a new host name) we watch the row
+    for `watch_seconds`, since a live node renews it and a dead one cannot.
+    """
+    row = next((node for node in await registry.nodes() if node.name == name and node.role is not None), None)
+    if row is None or not row.alive or row.pid is None:
+        return None
+    if row.host == socket.gethostname():
+        return row if row.pid != os.getpid() and _process_alive(row.pid) else None
+    log.warning(
+        "node_name_in_use_checking",
+        node=name,
+        other_host=row.host,
+        other_pid=row.pid,
+        seconds=round(watch_seconds, 1),
+        reason="a fresh row under this NODE_NAME from another host: waiting to see whether it is still alive",
+    )
+    await asyncio.sleep(watch_seconds)
+    again = next((node for node in await registry.nodes() if node.name == name and node.role is not None), None)
+    return again if again is not None and again.heartbeat_at > row.heartbeat_at else None
+
+
 async def keep_node_registered(
     registry: WorkerRegistry, name: str, role: str, devices: tuple[str, ...], stop: asyncio.Event, *, every: float
 ) -> None:
