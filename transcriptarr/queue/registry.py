@@ -253,17 +253,22 @@ class WorkerRegistry:
 
 
 def _process_alive(pid: int) -> bool:
+    """Whether `pid` on this host is a running Transcriptarr process."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:  # someone else's process: alive
         return True
-    try:  # a killed process its parent has not reaped yet (a zombie) still answers the signal
+    try:
         with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as stat:
-            return stat.read().rpartition(")")[2].split()[0] != "Z"
+            if stat.read().rpartition(")")[2].split()[0] == "Z":
+                return False  # killed, not yet reaped by its parent
+        with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+            # In a recreated container the old pid may now be some other program.
+            return b"transcriptarr" in cmdline.read()
     except (OSError, IndexError):
-        return True
+        return True  # no /proc to ask: the signal said it lives
 
 
 async def same_name_still_running(registry: WorkerRegistry, name: str, *, watch_seconds: float) -> NodeInfo | None:
