@@ -8,13 +8,13 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from tests.acceptance.engine_harness import engine_settings, long_speech, srt_text
 from tests.media_factory import make_video
+from tests.polling import eventually
 from transcriptarr.db.database import Database
 from transcriptarr.db.models import JobState, Source, Stage
 from transcriptarr.queue.jobqueue import JobQueue, NewJob
@@ -33,19 +33,6 @@ def long_movie(tmp_path: Path) -> Path:
     return make_video(lib / "Long Film.mkv", [(speech, "eng", True)])
 
 
-async def wait_for(check: Callable[[], object], what: str, timeout: float = 120.0) -> None:
-    """Poll until `check()` (sync or async) is true, or fail naming what never happened."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = check()
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return
-        await asyncio.sleep(0.1)
-    pytest.fail(f"timed out after {timeout:g} s waiting for {what}")
-
-
 async def test_cancel_during_transcription_stops_within_seconds(tmp_path: Path, long_movie: Path) -> None:
     # The best preset is slow enough that a fast, idle machine is still transcribing when asked to stop.
     settings = engine_settings(tmp_path, quality="best")
@@ -58,14 +45,14 @@ async def test_cancel_during_transcription_stops_within_seconds(tmp_path: Path, 
             current = await parts.queue.get(job.id)
             return current.stage == Stage.TRANSCRIBING
 
-        await wait_for(transcribing, "the job to start transcribing")
+        await eventually(transcribing, "the job to start transcribing")
         asked = time.monotonic()
         assert await parts.queue.cancel(job.id) == JobState.PROCESSING
 
         async def cancelled() -> bool:
             return (await parts.queue.get(job.id)).state == JobState.CANCELLED
 
-        await wait_for(cancelled, "the worker to stop the cancelled job", timeout=30)
+        await eventually(cancelled, "the worker to stop the cancelled job", timeout=30)
         assert time.monotonic() - asked < 5.0
         stop.set()
         await pool
@@ -118,7 +105,7 @@ async def test_sigkill_during_transcription_leaves_nothing_partial_and_restart_f
             current = await queue.get(job_id)
             return current.stage == Stage.TRANSCRIBING and current.progress > 0
 
-        await wait_for(transcribing, "the service to start transcribing")
+        await eventually(transcribing, "the service to start transcribing")
         service.send_signal(signal.SIGKILL)
         service.wait(timeout=30)
         assert not list(long_movie.parent.glob("*.srt"))
@@ -145,7 +132,7 @@ async def test_sigterm_hands_the_running_job_back_and_exits_cleanly(tmp_path: Pa
             current = await queue.get(job_id)
             return current.stage == Stage.TRANSCRIBING and current.progress > 0
 
-        await wait_for(transcribing, "the service to start transcribing")
+        await eventually(transcribing, "the service to start transcribing")
         service.send_signal(signal.SIGTERM)
         assert service.wait(timeout=60) == 0
         job = await queue.get(job_id)

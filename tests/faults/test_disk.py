@@ -19,9 +19,9 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import functools
 import shutil
-import time
-from collections.abc import Callable, Iterable, MutableMapping
+from collections.abc import Iterable, MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,10 +33,14 @@ from tests.acceptance.engine_harness import engine_settings, process, srt_text
 from tests.api.live import LiveService, bazarr_post
 from tests.faults.mounts import fill, make_read_only, read_only_view, tmpfs, writable_view
 from tests.media_factory import make_video, speak, write_srt
+from tests.polling import eventually
 from transcriptarr.db.models import FINISHED_STATES, Job, JobState, Source, Stage
 from transcriptarr.queue.jobqueue import NewJob
 from transcriptarr.service import Components, build
 from transcriptarr.subtitles.writer import TEMP_MARKER, SubtitleWriteError, write_atomic
+
+# The checks race a job through its stages: look often.
+poll = functools.partial(eventually, timeout=60.0, every=0.005)
 
 pytestmark = pytest.mark.slow
 
@@ -80,19 +84,6 @@ def stock(folder: Path, movie: Path) -> Shelf:
     shutil.copyfile(movie, folder / MOVIE)
     write_srt(folder / FRENCH, [(0.5, 2.5, "Le renard brun saute par-dessus le chien.")])
     return Shelf(folder, {name: (folder / name).read_bytes() for name in (MOVIE, FRENCH)})
-
-
-async def poll(check: Callable[[], object], what: str, timeout: float = 60.0) -> None:
-    """Poll `check()` (sync or async) every few milliseconds until true; fail naming what never happened."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = check()
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return
-        await asyncio.sleep(0.005)
-    pytest.fail(f"timed out after {timeout:g} s waiting for {what}")
 
 
 def past_the_check(parts: Components) -> bool:
