@@ -69,6 +69,7 @@ def running_job(tmp_path: Path) -> Iterator[tuple[LiveService, int]]:
     async def start_elsewhere(parts: Components) -> int:
         running = await parts.queue.enqueue(NewJob(source=Source.MANUAL, media_path=str(media), target_language="en"))
         await parts.queue.enqueue(NewJob(source=Source.SCAN, media_path=str(waiting), target_language="en"))
+        await parts.workers.register_node("node-b", "workers", ("cuda:0",))
         await parts.workers.register(WORKER, "node-b", "cuda:0")
         [claimed] = await parts.queue.claim(WORKER, "node-b")
         assert claimed.id == running.job.id
@@ -101,6 +102,8 @@ def test_status_page_shows_the_running_job_in_chromium(running_job: tuple[LiveSe
     assert f'id="job-progress-{job_id}"' in row.group(1) and 'value="42.5"' in row.group(1)
     assert 'style="width:42.5%"' in row.group(1)
     assert WORKER in html and "Sintel (2010).mkv" in html  # the worker and the queue
+    nodes = re.search(r'<table id="nodes">(.*?)</table>', html, re.S)
+    assert nodes and "node-b" in nodes.group(1) and "cuda:0" in nodes.group(1) and "stale" not in nodes.group(1)
 
     shot = tmp_path / "status.png"
     taken = headless(browser, tmp_path / "profile-shot", f"--screenshot={shot}", f"{live.url}/")

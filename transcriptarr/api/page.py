@@ -81,6 +81,18 @@ def render_page(status: dict[str, Any]) -> str:
         "no workers registered",
         "workers",
     )
+    nodes = _table(
+        ["Node", "Role", "Host", "Devices", "Workers", "Last heartbeat"],
+        (
+            f'<tr class="{"node" if not n["stale"] else "node dead"}"><td>{escape(n["name"])}</td>'
+            f"<td>{escape(n['role'] or '–')}</td><td>{escape(n['host'] or '–')}</td>"
+            f"<td>{escape(', '.join(n['devices']) or '–')}</td><td>{len(n['workers'])}</td>"
+            f"<td>{_duration(n['heartbeat_age_seconds'])} ago{' · stale' if n['stale'] else ''}</td></tr>"
+            for n in status.get("nodes", [])
+        ),
+        "no nodes registered",
+        "nodes",
+    )
     running = _table(
         ["Job", "Media", "Stage", "Progress", "ETA", "Worker"],
         (
@@ -133,7 +145,7 @@ def render_page(status: dict[str, Any]) -> str:
         f"{escape(status['node'])} · mode {escape(mode)} · model {escape(status['model'])} on "
         f"{escape(', '.join(status['devices']))} · updated {escape(status['generated_at'][:19])} UTC</div>"
         f'<h2>Queue</h2><div class="cards">{cards}</div>'
-        f"<h2>Running</h2>{running}<h2>Workers</h2>{workers}<h2>Next up</h2>{waiting}"
+        f"<h2>Running</h2>{running}<h2>Nodes</h2>{nodes}<h2>Workers</h2>{workers}<h2>Next up</h2>{waiting}"
         f"<h2>Recent failures</h2>{failures}</body></html>"
     )
 
