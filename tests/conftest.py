@@ -8,11 +8,13 @@ with the reason under CI and are skipped, with the reason, elsewhere.
 from __future__ import annotations
 
 import itertools
+import logging
 import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+import structlog
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
@@ -94,3 +96,16 @@ async def database(db_url: str) -> AsyncIterator[Database]:
 @pytest.fixture
 async def queue(database: Database) -> JobQueue:
     return JobQueue(database, lease_seconds=30, max_attempts=3, backoff_seconds=10)
+
+
+@pytest.fixture
+def restore_logging() -> Iterator[None]:
+    """configure_logging changes process-wide settings: put them back for the next test."""
+    saved = structlog.get_config()
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    structlog.configure(**saved)
+    root.handlers[:] = handlers
+    root.setLevel(level)
+    structlog.contextvars.clear_contextvars()

@@ -5,16 +5,13 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
-import logging
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import structlog
 
 from tests.acceptance.engine_harness import engine_settings, long_speech
 from tests.media_factory import make_video, media_duration
@@ -29,17 +26,6 @@ from transcriptarr.settings import to_async_url
 pytestmark = pytest.mark.slow
 
 STAGES = {stage.value for stage in Stage}
-
-
-@pytest.fixture
-def restore_logging() -> Iterator[None]:
-    saved = structlog.get_config()
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    yield
-    structlog.configure(**saved)
-    root.handlers[:] = handlers
-    root.setLevel(level)
 
 
 def json_lines(text: str) -> list[dict[str, Any]]:

@@ -14,7 +14,7 @@ import logging
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import redirect_stderr
 from pathlib import Path
 from typing import Any
@@ -112,19 +112,6 @@ def test_console_format_on_request_is_readable_text() -> None:
     assert any("a library line about something" in line and "[warning" in line for line in lines)
     with pytest.raises(json.JSONDecodeError):
         json.loads(ours)
-
-
-@pytest.fixture
-def restore_logging() -> Iterator[None]:
-    """configure_logging changes process-wide settings: put them back for the next test."""
-    saved = structlog.get_config()
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    yield
-    structlog.configure(**saved)
-    root.handlers[:] = handlers
-    root.setLevel(level)
-    structlog.contextvars.clear_contextvars()
 
 
 @pytest.mark.usefixtures("restore_logging")
