@@ -98,7 +98,7 @@ def make_media(folder: Path, jobs: int) -> list[Path]:
     work = folder / "make"
     work.mkdir()
     parts = []
-    jfk = REPO.parent / "shared" / "fixtures" / "audio" / "jfk.flac"
+    jfk = REPO / "tests" / "data" / "jfk.flac"
     if jfk.is_file():
         parts.append(jfk)
     for i, text in enumerate(SENTENCES):

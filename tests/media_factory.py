@@ -37,6 +37,7 @@ AudioTrackSpec = tuple[Path, str | None, bool]
 SubtitleTrackSpec = tuple[Path, str | None, bool]
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+TEST_DATA = REPO_ROOT / "tests" / "data"
 _FFMPEG = ("ffmpeg", "-nostdin", "-hide_banner", "-v", "error", "-y")
 
 
@@ -205,17 +206,18 @@ def _track_metadata(
     return args
 
 
-def fixture_path(relative: str) -> Path:
-    """A file from the shared fixtures folder (real recordings such as "audio/jfk.flac").
+def fixture_path(name: str) -> Path:
+    """A real recording the tests ship in tests/data (see tests/data/README.md).
 
-    The folder is $TRANSCRIPTARR_FIXTURES, else <repo>/../shared/fixtures. A
-    missing file fails the test under CI=true and skips it elsewhere.
+    $TRANSCRIPTARR_FIXTURES, when set, is searched first (by name, then under audio/, the
+    layout of older fixture folders). A missing file fails the test: the repository holds them.
     """
-    root = Path(os.environ.get("TRANSCRIPTARR_FIXTURES") or REPO_ROOT.parent / "shared" / "fixtures")
-    path = root / relative
-    if not path.is_file():
-        reason = f"test fixture not found: {path} (set TRANSCRIPTARR_FIXTURES to the fixtures folder)"
-        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-            pytest.fail(reason, pytrace=False)
-        pytest.skip(reason)
-    return path
+    candidates = []
+    override = os.environ.get("TRANSCRIPTARR_FIXTURES")
+    if override:
+        candidates += [Path(override) / name, Path(override) / "audio" / name]
+    candidates.append(TEST_DATA / name)
+    for path in candidates:
+        if path.is_file():
+            return path
+    pytest.fail(f"test fixture not found: {TEST_DATA / name} (it ships in the repository: is the clone complete?)")

@@ -46,7 +46,7 @@ def assert_readable(cues: list[Cue], transcript: Transcript, duration: float) ->
 
 @pytest.mark.parametrize("preset", ["balanced", "fast"])
 def test_jfk_cues_are_readable_and_complete(model: WhisperModel, preset: str) -> None:
-    audio = decode_audio(str(fixture_path("audio/jfk.flac")))
+    audio = decode_audio(str(fixture_path("jfk.flac")))
     duration = len(audio) / 16000
     transcript = transcribe(model, [(0.0, audio)], duration=duration, language="en", preset=get_preset(preset))
     cues = build_cues(transcript.words, duration=duration, speech=transcript.speech)

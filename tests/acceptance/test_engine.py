@@ -24,7 +24,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture
 def jfk() -> Path:
-    return fixture_path("audio/jfk.flac")
+    return fixture_path("jfk.flac")
 
 
 async def test_jfk_movie_gets_an_accurate_english_srt(tmp_path: Path, jfk: Path) -> None:

@@ -18,14 +18,14 @@ from transcriptarr.queue.keys import upload_key
 @pytest.fixture(scope="session")
 def jfk_pcm(tmp_path_factory: pytest.TempPathFactory) -> bytes:
     """11 s of real speech ("... my fellow Americans ..."), as Bazarr uploads it."""
-    return to_pcm(fixture_path("audio/jfk.flac"), tmp_path_factory.mktemp("jfk") / "jfk.pcm")
+    return to_pcm(fixture_path("jfk.flac"), tmp_path_factory.mktemp("jfk") / "jfk.pcm")
 
 
 @pytest.fixture(scope="session")
 def long_wav(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """About a minute of speech (JFK, then distinct synthetic sentences): several seconds to transcribe."""
     folder = tmp_path_factory.mktemp("long")
-    jfk = fixture_path("audio/jfk.flac")
+    jfk = fixture_path("jfk.flac")
     parts = [jfk] + [speak(text, folder / f"s{i}.wav") for i, text in enumerate(SENTENCES)]
     return concat_audio(folder / "long.wav", parts)
 

@@ -1,4 +1,4 @@
-"""Conformance with Bazarr's Whisper provider (../shared/BAZARR_CONTRACT.md), over real loopback HTTP.
+"""Conformance with Bazarr's Whisper provider (docs/bazarr-contract.md), over real loopback HTTP.
 
 Every request is made like Bazarr makes it (tests/api/live.py:bazarr_post)
 against a real server with real workers and the bundled tiny.en model.
@@ -128,7 +128,7 @@ def test_detect_language_english(service: LiveService, jfk_pcm: bytes) -> None:
 
 
 def test_encode_true_takes_any_container(service: LiveService) -> None:
-    flac = fixture_path("audio/jfk.flac").read_bytes()
+    flac = fixture_path("jfk.flac").read_bytes()
     detected = bazarr_post(service.url, "detect-language", flac, {"encode": "true"})
     assert detected.json()["language_code"] == "en"
     response = bazarr_post(service.url, "asr", flac, {**SRT, "encode": "true"})

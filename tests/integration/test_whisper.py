@@ -1,7 +1,7 @@
 """Real Whisper models on real and synthetic speech (CPU; about a minute on 2 cores).
 
 Models come from the ``bundled-models`` extra (tiny.en and multilingual base),
-speech from ``$TRANSCRIPTARR_FIXTURES/audio/jfk.flac`` and espeak-ng.
+speech from ``tests/data/jfk.flac`` and espeak-ng.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import pytest
 from faster_whisper import decode_audio
 from numpy.typing import NDArray
 
+from tests.media_factory import fixture_path
 from transcriptarr.workers.language import detect_language
 from transcriptarr.workers.models import ModelKey, ModelLoadError, ModelManager, WhisperLoader
 from transcriptarr.workers.presets import PRESETS, get_preset
@@ -30,9 +31,6 @@ from transcriptarr.workers.transcribe import SAMPLE_RATE, Transcript, Transcript
 pytestmark = pytest.mark.slow
 
 JFK_TEXT = "and so my fellow americans ask not what your country can do for you ask what you can do for your country"
-FIXTURES = Path(
-    os.environ.get("TRANSCRIPTARR_FIXTURES", Path(__file__).resolve().parents[2].parent / "shared/fixtures")
-)
 THREADS = min(4, os.cpu_count() or 1)
 
 Audio = NDArray[np.float32]
@@ -66,9 +64,7 @@ def seconds(audio: Audio) -> float:
 
 @pytest.fixture(scope="module")
 def jfk() -> Audio:
-    path = FIXTURES / "audio" / "jfk.flac"
-    if not path.is_file():
-        unavailable(f"speech fixture {path} is missing (set TRANSCRIPTARR_FIXTURES)")
+    path = fixture_path("jfk.flac")
     audio: Audio = decode_audio(str(path), sampling_rate=SAMPLE_RATE)
     return audio
 

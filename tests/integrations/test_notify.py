@@ -87,7 +87,7 @@ async def run_jobs(parts: Components, *media: Path) -> list[Job]:
 async def test_a_completed_transcription_is_posted_to_notify_url(tmp_path: Path) -> None:
     audio = tmp_path / "lib" / "Kennedy.flac"
     audio.parent.mkdir()
-    shutil.copy(fixture_path("audio/jfk.flac"), audio)
+    shutil.copy(fixture_path("jfk.flac"), audio)
     async with receiver() as hook:
         settings = engine_settings(tmp_path, notify_url=hook.url, node_name="node-a")
         async with build(settings) as parts:

@@ -694,7 +694,7 @@ def test_end_to_end_webhook_subtitle_refresh(tmp_path: Path) -> None:
     """Jellyfin says a film was added; the real service transcribes it and tells Jellyfin to refresh it."""
     base = tmp_path / "media"
     base.mkdir()
-    film = make_video(base / "film.mkv", [(fixture_path("audio/jfk.flac"), "eng", True)])
+    film = make_video(base / "film.mkv", [(fixture_path("jfk.flac"), "eng", True)])
     with FakeMediaServer("jellyfin") as jellyfin:
         settings = library_settings(tmp_path, jellyfin_url=jellyfin.url, jellyfin_api_key=TOKEN)
         local = place(film, settings.library_paths[0], "movies/JFK (1961)/JFK (1961).mkv")

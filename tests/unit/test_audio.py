@@ -270,7 +270,7 @@ def test_iter_chunks_short_and_empty_files(tmp_path: Path) -> None:
 
 @pytest.mark.asyncio
 async def test_real_speech_is_cut_between_words(tmp_path: Path) -> None:
-    audio = await extract_audio(fixture_path("audio/jfk.flac"), 0, tmp_path / "jfk.pcm")
+    audio = await extract_audio(fixture_path("jfk.flac"), 0, tmp_path / "jfk.pcm")
     assert audio.duration == pytest.approx(11.0, abs=0.1)
     whole = load_all(audio)
     window = int(0.3 * SAMPLE_RATE)

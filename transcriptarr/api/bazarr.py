@@ -1,6 +1,6 @@
 """The Bazarr "Whisper" provider routes: POST /asr, POST /detect-language, GET /status.
 
-See ../shared/BAZARR_CONTRACT.md. In short: read the upload at once, answer a
+See docs/bazarr-contract.md. In short: read the upload at once, answer a
 repeat from the job already running or the stored result, keep the client's
 read timeout from firing while the job runs, and never answer a failure with
 something Bazarr could save as a subtitle.
