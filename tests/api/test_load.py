@@ -34,7 +34,8 @@ pytestmark = pytest.mark.slow
 KEY = "load-key"
 COPIES = 5
 STATUS_CLIENTS = 200
-# Sentences tiny.en hears right (espeak-ng's voice), and a word each answer must hold.
+# Sentences whose key word tiny.en hears at temperature 0 with QUALITY=fast (espeak-ng's voice). The
+# service below decodes with that preset: temperature fallback would make the words differ between runs.
 CLIPS = {
     "The cat sat on the mat.": "cat",
     "Open the window please.": "window",
@@ -64,6 +65,7 @@ def service(tmp_path: Path) -> Iterator[ServiceProcess]:
     with ServiceProcess(
         tmp_path,
         TRANSCRIPTARR_MODE="provider",
+        QUALITY="fast",
         API_KEY=KEY,
         WORKERS="1",
         PROVIDER_KEEPALIVE_SECONDS="1",
