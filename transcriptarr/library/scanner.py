@@ -66,6 +66,8 @@ class Candidate:
     subtitle_folders: Mapping[str, Sequence[str]]  # "Subs" -> subtitle file names in it
     change: str  # new, changed, context (subtitles or rules changed), moved
     moved_from: str | None = None
+    # The folder's media file names: a subtitle named after a longer one of them is that file's.
+    media_here: Sequence[str] = ()
 
 
 @dataclass
@@ -236,6 +238,7 @@ class Scanner:
             if name.lower() in SUBTITLE_FOLDERS
         }
         by_stem = _names_by_stem(subtitles, subtitle_folders)
+        media_names = [entry.name for entry in media]
         now, window = self.clock(), self.config.stable_seconds
         for entry in media:
             try:
@@ -266,6 +269,7 @@ class Scanner:
                     subtitles,
                     subtitle_folders,
                     change,
+                    media_here=media_names,
                 )
             )
 
@@ -345,7 +349,11 @@ class Scanner:
         if probe is None:
             probe = await self.prober.probe(path)
         sidecars = match_sidecars(
-            path, candidate.subtitles_here, candidate.subtitle_folders, marker=rules.subtitle_marker
+            path,
+            candidate.subtitles_here,
+            candidate.subtitle_folders,
+            marker=rules.subtitle_marker,
+            other_media=candidate.media_here,
         )
         written = (await self._written([path])).get(path, [])
         decision = decide(path, root, rules, probe, sidecars, written)
@@ -365,7 +373,17 @@ class Scanner:
             if _stem_of(path) in candidate_stems(name.rsplit("/", 1)[-1])
         ]
         context = sidecar_context(self.context_base, names)
-        return Candidate(path, root, info.st_size, info.st_mtime, info.st_mtime_ns, context, here, folders, "new")
+        media = self._media_names(os.path.dirname(path))
+        return Candidate(
+            path, root, info.st_size, info.st_mtime, info.st_mtime_ns, context, here, folders, "new", media_here=media
+        )
+
+    def _media_names(self, folder: str) -> list[str]:
+        try:
+            with os.scandir(folder) as entries:
+                return [e.name for e in entries if e.name[e.name.rfind(".") :].lower() in self._media_extensions]
+        except OSError:
+            return []
 
     # --- deciding and queueing -------------------------------------------------------
 
@@ -436,7 +454,11 @@ class Scanner:
         cached = self._cached_probe(candidate, previous.get(candidate.moved_from or candidate.path))
         probe = cached if cached is not None else await self.prober.probe(candidate.path)
         sidecars = match_sidecars(
-            candidate.path, candidate.subtitles_here, candidate.subtitle_folders, marker=rules.subtitle_marker
+            candidate.path,
+            candidate.subtitles_here,
+            candidate.subtitle_folders,
+            marker=rules.subtitle_marker,
+            other_media=candidate.media_here,
         )
         ours = written.get(candidate.path, [])
         decision = decide(candidate.path, candidate.root, rules, probe, sidecars, ours)

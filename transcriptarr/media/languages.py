@@ -1,7 +1,8 @@
 """Language codes: container tags, user settings and Whisper's language set.
 
 Everything goes through babelfish; the only hand-written data are Whisper's own
-quirks (its language list, its non-ISO code ``jw`` and the names it prints).
+quirks (its language list, its non-ISO code ``jw`` and the names it prints) and,
+for file names, the names babelfish lacks (language_names: native names, ...).
 """
 
 from __future__ import annotations
@@ -13,7 +14,9 @@ from babelfish import Error as BabelfishError
 from babelfish import Language
 from faster_whisper.tokenizer import _LANGUAGE_CODES
 
-__all__ = ["normalize_language", "to_alpha3", "whisper_code", "whisper_name"]
+from transcriptarr.media.language_names import NAMED_LANGUAGES, fold
+
+__all__ = ["language_in_name", "normalize_language", "to_alpha3", "whisper_code", "whisper_name"]
 
 # Codes that mean "no particular language": und, zxx (no linguistic content),
 # mul (multiple), mis (uncoded).
@@ -46,6 +49,10 @@ _WHISPER_NAMES = MappingProxyType(
 )
 
 _CODE_RE = re.compile(r"^([a-z]{2,3})(?:[-_][a-z0-9_-]+)?$")
+
+# A code in a file name: ISO 639 code, then BCP 47 script or region subtags only
+# ("pt-BR", "zh-Hans", "es-419", "en_US"), so that "web-dl" or "dts-hd" are not read as codes.
+_NAME_CODE_RE = re.compile(r"^([a-z]{2,3})(?:[-_](?:[a-z]{4}|[a-z]{2}|[0-9]{3}))*$")
 
 
 def _from_code(code: str) -> Language | None:
@@ -108,6 +115,50 @@ def normalize_language(value: str | None) -> str | None:
         return None
     language = _parse(value)
     return _short_code(language) if language is not None else None
+
+
+def language_in_name(part: str) -> str | None:
+    """The language one dotted part of a file name names, as normalize_language's code; else None.
+
+    Stricter than normalize_language, since any word may sit in a file name: a
+    two-letter ISO 639-1 code, a three-letter ISO 639-2 code (B or T) or one of
+    Whisper's own codes, each optionally with script/region subtags; an English
+    name of such a language (babelfish, Whisper's names); a native name or another
+    spelling from language_names. The 7,000 ISO 639-3 codes and names are left
+    out: "sdh", "sub", a release group's three letters or "Even" would all be
+    languages.
+    """
+    text = part.strip()
+    match = _NAME_CODE_RE.match(text.lower())
+    language = _from_name_code(match.group(1)) if match else None
+    if language is None:
+        named = NAMED_LANGUAGES.get(fold(text))
+        language = _from_code(named) if named else _major(_from_name(text))
+    if language is None or language.alpha3 in _NO_LANGUAGE:
+        return None
+    return _short_code(language)
+
+
+def _major(language: Language | None) -> Language | None:
+    """Only languages with an ISO 639-2 code or Whisper's: ISO 639-3 also names "Even" and "Label"."""
+    if language is None or language.alpha3 in _LANGUAGE_CODES:  # Whisper's own 639-3 ones: yue
+        return language
+    try:
+        language.alpha3b  # noqa: B018 - raises for languages outside ISO 639-2
+    except (ValueError, BabelfishError):
+        return None
+    return language
+
+
+def _from_name_code(code: str) -> Language | None:
+    if len(code) == 2 or code in _LANGUAGE_CODES:
+        return _from_code(code)
+    for converter in ("alpha3b", "alpha3t"):
+        try:
+            return Language.fromcode(code, converter)
+        except (ValueError, BabelfishError):
+            continue
+    return None
 
 
 def to_alpha3(code: str, *, bibliographic: bool = True) -> str:
