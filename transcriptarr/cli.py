@@ -22,7 +22,9 @@ from typing import Any
 from transcriptarr import __version__
 from transcriptarr.db.database import Database
 from transcriptarr.db.models import Job, JobState, Source, Task
+from transcriptarr.db.problems import unreachable_message
 from transcriptarr.library.commands import LIBRARY_HANDLERS, add_library_commands
+from transcriptarr.library.confinement import ORIGINAL, Refused, library_file, shown, target_languages
 from transcriptarr.queue.jobqueue import InvalidTransition, JobNotFound, JobQueue, NewJob
 from transcriptarr.queue.registry import NodeInfo, WorkerRegistry, stale_after
 from transcriptarr.queue.stats import queue_stats
@@ -114,7 +116,7 @@ def _with_queue(settings: Settings, work: Callable[[JobQueue], Awaitable[int]]) 
 async def _ready(db: Database) -> None:
     health = await db.health()
     if not health.ok:
-        raise CommandError(f"cannot reach the database {db.describe()}: {health.error}")
+        raise CommandError(unreachable_message(db, health.error))
     if not health.schema_current:
         await db.upgrade()
 
@@ -129,7 +131,8 @@ def _queue(db: Database, settings: Settings) -> JobQueue:
 
 
 def _job_line(job: Job) -> str:
-    where = job.media_path or job.upload_path or "(upload)"
+    # repr() for a name stored before names were checked: a terminal never gets raw escape codes.
+    where = shown(job.media_path or job.upload_path or "(upload)")
     extra = f"  {job.error}" if job.error and job.state != JobState.COMPLETED else ""
     return (
         f"{job.id:>6}  {job.state:<10} {job.stage:<18} {job.progress:5.1f}%  "
@@ -177,18 +180,27 @@ def _duration(seconds: float | None) -> str:
 
 
 # --- commands ---
-def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
-    from transcriptarr.service import run_service  # heavy imports only for `run`
+def _start_service(settings: Settings, *, once: bool) -> int:
+    """The service, after the checks that would otherwise fail later and worse (transcriptarr/preflight.py)."""
+    from transcriptarr.preflight import preflight  # heavy imports only for `run` and `worker`
+    from transcriptarr.service import run_service
 
-    return asyncio.run(run_service(settings, once=args.once))
+    try:
+        preflight(settings)
+    except ConfigError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return 2
+    return asyncio.run(run_service(settings, once=once))
+
+
+def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
+    return _start_service(settings, once=args.once)
 
 
 def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
     """`run` without the HTTP server and discovery: a transcription node beside a `run` node."""
-    from transcriptarr.service import run_service
-
     worker_only = settings.model_copy(update={"http_enabled": False, "discovery_enabled": False})
-    return asyncio.run(run_service(worker_only, once=args.once))
+    return _start_service(worker_only, once=args.once)
 
 
 def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
@@ -242,29 +254,30 @@ def cmd_jobs(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_enqueue(settings: Settings, args: argparse.Namespace) -> int:
-    path = args.path.expanduser().resolve()
-    if not path.is_file():
-        raise CommandError(f"{path} is not a file; give the path of a video or audio file")
-    stat = path.stat()
-    languages = [args.language] if args.language else settings.target_languages
+    """The API's checks (library/confinement.py): a storable file inside LIBRARY_PATHS, known languages."""
+    raw = str(Path(args.path).expanduser().absolute())  # not resolved: symlinks follow the scan's rule
+    try:
+        media = library_file(raw, settings.library_paths, follow_symlinks=settings.library_follow_symlinks)
+        languages = target_languages(args.language, settings.target_languages)
+    except Refused as exc:
+        raise CommandError(str(exc)) from None
 
     async def work(queue: JobQueue) -> int:
-        for language in languages:
-            target = None if language == "original" else language
+        for target in languages:
             task = Task(args.task) if args.task else Task.TRANSCRIBE
             result = await queue.enqueue(
                 NewJob(
                     source=Source.MANUAL,
                     task=task,
-                    media_path=str(path),
-                    media_size=stat.st_size,
-                    media_mtime=stat.st_mtime,
+                    media_path=str(media.path),
+                    media_size=media.size,
+                    media_mtime=media.mtime,
                     target_language=target,
                     priority=args.priority,
                     quality=settings.quality,
                 )
             )
-            print(f"job {result.job.id}: {result.reason} ({path}, {language})")
+            print(f"job {result.job.id}: {result.reason} ({media.path}, {target or ORIGINAL})")
         return 0
 
     return _with_queue(settings, work)
@@ -313,7 +326,7 @@ def cmd_db_upgrade(settings: Settings, args: argparse.Namespace) -> int:
         try:
             health = await db.health()
             if health.error:
-                raise CommandError(f"cannot reach the database {db.describe()}: {health.error}")
+                raise CommandError(unreachable_message(db, health.error))
             before, after = await db.upgrade()
         finally:
             await db.close()
@@ -337,8 +350,14 @@ def cmd_db_check(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_config_check(settings: Settings, args: argparse.Namespace) -> int:
-    for name, value in settings.masked().items():
+    """The effective configuration as an env file; SubGen's variables read, and those ignored, as comments."""
+    effective = settings.masked()
+    for name, value in effective.items():
         print(f"{name}={value}")
+    subgen = settings.subgen.lines(effective)
+    if subgen:
+        print()
+        print("\n".join(f"# {line}" for line in subgen))
     return 0
 
 

@@ -14,6 +14,7 @@ import structlog
 
 from transcriptarr.db.database import Database
 from transcriptarr.db.outage import watch_database
+from transcriptarr.db.problems import unreachable_message
 from transcriptarr.db.sqlite_lock import SqliteInUse, in_use_message, sqlite_node_lock
 from transcriptarr.integrations.bazarr_sync import bazarr_sync_from_settings
 from transcriptarr.integrations.followups import FollowUps
@@ -21,16 +22,21 @@ from transcriptarr.integrations.paths import PathMapper
 from transcriptarr.integrations.wiring import build_followups
 from transcriptarr.library import Library, LibraryConfig
 from transcriptarr.logs import configure_logging
+from transcriptarr.naming import SubtitleNaming
 from transcriptarr.queue.events import JobEvents
 from transcriptarr.queue.jobqueue import JobQueue
+from transcriptarr.queue.leftovers import JobFolders, remove_leftovers
 from transcriptarr.queue.maintenance import keep_queue_healthy
 from transcriptarr.queue.registry import WorkerRegistry, keep_node_registered, same_name_still_running, stale_after
 from transcriptarr.settings import Settings
+from transcriptarr.subgen_compat import log_subgen_settings
 from transcriptarr.subtitles.cues import CueRules
 from transcriptarr.subtitles.registry import SubtitleRegistry
 from transcriptarr.workers.job_runner import EngineConfig, JobContext, JobRunner, Outcome
 from transcriptarr.workers.models import ModelManager, WhisperLoader, resolve_device
 from transcriptarr.workers.pool import PoolConfig, PoolSummary, WorkerPool
+from transcriptarr.workers.priority import check_worker_nice
+from transcriptarr.workers.whisper_args import warn_about_whisper_settings
 
 log = structlog.get_logger(__name__)
 
@@ -75,11 +81,13 @@ def engine_config(settings: Settings) -> EngineConfig:
         subtitle_format=settings.subtitle_format,
         code_style=settings.subtitle_language_code,
         marker=settings.subtitle_marker,
+        name_tags=SubtitleNaming.from_settings(settings).tags,
         overwrite_foreign=settings.overwrite_foreign_subtitles,
-        file_mode=int(settings.file_mode, 8),
+        file_mode=int(settings.file_mode, 8) if settings.file_mode else None,
         uid=settings.puid,
         gid=settings.pgid,
-        work_dir=settings.data_dir / "work",
+        work_dir=JobFolders.from_settings(settings).work_dir,
+        worker_nice=settings.worker_nice,
         detect_window_seconds=settings.language_detect_window_seconds,
         detect_offset_seconds=settings.language_detect_offset_seconds,
         detect_windows=settings.language_detect_windows,
@@ -92,6 +100,9 @@ def engine_config(settings: Settings) -> EngineConfig:
             min_gap=settings.cue_min_gap_seconds,
             max_cps=settings.cue_max_cps,
         ),
+        initial_prompt=settings.whisper_initial_prompt,
+        hotwords=settings.whisper_hotwords,
+        extra_args=settings.whisper_extra_args,
     )
 
 
@@ -102,10 +113,7 @@ async def build(settings: Settings) -> AsyncIterator[Components]:
     try:
         health = await db.health()
         if not health.ok:
-            raise StartupError(
-                f"cannot reach the database {db.describe()}: {health.error}; check DATABASE_URL "
-                "and that the database server is running"
-            )
+            raise StartupError(unreachable_message(db, health.error))
         before, after = await db.upgrade()
         if before != after:
             log.info("database_upgraded", database=db.describe(), before=before, after=after)
@@ -123,6 +131,7 @@ async def build(settings: Settings) -> AsyncIterator[Components]:
             offline=settings.offline,
             cpu_threads=settings.whisper_threads,
             num_workers=max(1, settings.workers),
+            nice=settings.worker_nice,
         )
         models = ModelManager(
             loader,
@@ -178,6 +187,7 @@ def _install_signal_handlers(stop: asyncio.Event) -> None:
 async def run_service(settings: Settings, *, once: bool = False) -> int:
     """Run until SIGTERM/SIGINT (or, with `once`, until the queue is empty). Exit status."""
     configure_logging(settings.log_level, settings.log_format)
+    log_subgen_settings(settings.subgen)  # each SubGen variable read, once, with its name here
     stop = asyncio.Event()
     _install_signal_handlers(stop)
     try:
@@ -223,8 +233,12 @@ async def _serve(parts: Components, stop: asyncio.Event, *, once: bool) -> int:
             f"another node named '{settings.node_name}' is running (host {twin.host}, pid {twin.pid}); "
             "give each node its own NODE_NAME (by default the host name: set hostname or NODE_NAME per container)"
         )
+    warn_about_whisper_settings(settings)
     recovered = await parts.queue.recover_node(settings.node_name)
-    stale = parts.runner.remove_stale_work_files()
+    # Spool and work files of jobs that ended (a cancelled upload, a killed attempt's audio); live ones stay.
+    removed = await remove_leftovers(parts.queue, JobFolders.from_settings(settings), when="start-up")
+    if parts.pool.workers():
+        check_worker_nice(settings.worker_nice)
     role = node_role(settings, parts.pool, once=once)
     devices = parts.pool.config.devices
     await parts.workers.register_node(settings.node_name, role, devices)
@@ -238,7 +252,7 @@ async def _serve(parts: Components, stop: asyncio.Event, *, once: bool) -> int:
         workers=len(parts.pool.workers()),
         model=settings.whisper_model,
         recovered_jobs=recovered,
-        removed_work_files=len(stale),
+        removed_work_files=removed.files,
     )
     background: list[asyncio.Future[Any]] = [
         asyncio.create_task(
@@ -261,6 +275,7 @@ async def _serve(parts: Components, stop: asyncio.Event, *, once: bool) -> int:
                     stop,
                     job_retention=timedelta(hours=settings.job_retention_hours),
                     result_retention=timedelta(hours=settings.result_retention_hours),
+                    leftovers=JobFolders.from_settings(settings),
                 )
             )
         )
@@ -294,7 +309,7 @@ async def _start_http(parts: Components, stop: asyncio.Event) -> asyncio.Future[
     http: asyncio.Future[Any] = asyncio.create_task(
         serve(
             create_app(parts, scan_hook=_scan_hook(parts.library)),
-            settings.http_host,
+            settings.bind_host,
             settings.http_port,
             stop,
             on_started=listening.set_result,

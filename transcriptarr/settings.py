@@ -9,17 +9,30 @@ status 2.
 from __future__ import annotations
 
 import ipaddress
+import json
 import socket
+from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic import (
+    Field,
+    PrivateAttr,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    ValidatorFunctionWrapHandler,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
 from transcriptarr.integrations.paths import PathMapper
+from transcriptarr.naming import check_name_part
+from transcriptarr.subgen_compat import REPORT_KEY, SubgenReport, SubgenSource, SubgenValueError
 
 
 class ConfigError(Exception):
@@ -156,6 +169,13 @@ class Settings(BaseSettings):
     whisper_model: str = Field("small", description="Model size name, local CTranslate2 folder or bundled:tiny.en.")
     whisper_compute_type: str = Field("auto", description="auto, int8, float16, int8_float16, float32.")
     whisper_threads: int = Field(0, ge=0, description="CPU threads per worker (0: let CTranslate2 decide).")
+    worker_nice: int = Field(
+        10,
+        ge=-20,
+        le=19,
+        description="CPU priority (nice) of transcription and its ffmpeg: 10 lets a media server beside it win, "
+        "0 transcribes at full speed, 19 uses only idle CPU; below 0 needs root or CAP_SYS_NICE.",
+    )
     model_dir: Path = Field(Path("./models"), description="Where downloaded models are kept.")
     offline: bool = Field(False, description="Never download models; use model_dir only.")
     model_idle_unload_seconds: float = Field(300, ge=0, description="Unload an unused model after this long.")
@@ -165,6 +185,16 @@ class Settings(BaseSettings):
     shutdown_grace_seconds: float = Field(
         30, ge=0, description="On SIGTERM, let running jobs finish this long, then hand them back to the queue."
     )
+    whisper_initial_prompt: str | None = Field(
+        None, description="Text Whisper reads as if it came before the audio: names, spelling, style (docs/presets.md)."
+    )
+    whisper_hotwords: str | None = Field(
+        None, description="Words and names Whisper should expect, e.g. 'Daenerys Targaryen Westeros'."
+    )
+    whisper_extra_args: Annotated[dict[str, Any], NoDecode] = Field(
+        default_factory=dict,
+        description='More faster-whisper transcribe() arguments as JSON, e.g. {"repetition_penalty": 1.1}.',
+    )
 
     # --- languages ---
     target_languages: Annotated[list[str], NoDecode] = Field(
@@ -173,6 +203,9 @@ class Settings(BaseSettings):
     )
     preferred_audio_languages: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="Audio tracks to prefer, in order."
+    )
+    limit_to_preferred_audio_languages: bool = Field(
+        False, description="Only queue media with an audio track in PREFERRED_AUDIO_LANGUAGES."
     )
     force_language: str | None = Field(None, description="Treat every audio as this language.")
     language_detect_window_seconds: float = Field(
@@ -222,14 +255,25 @@ class Settings(BaseSettings):
 
     # --- output ---
     subtitle_format: Literal["srt", "vtt", "ass"] = Field("srt", description="Sidecar format.")
-    subtitle_language_code: Literal["alpha2", "alpha3"] = Field("alpha2", description="en or eng.")
+    subtitle_language_code: Literal["alpha2", "alpha3", "alpha3t", "name", "native"] = Field(
+        "alpha2",
+        description="Language in subtitle names: alpha2 (de), alpha3 (ger), alpha3t (deu), name (German) or "
+        "native (Deutsch); SubGen's ISO_639_1, ISO_639_2_B, ISO_639_2_T, NAME, NATIVE also work.",
+    )
+    subtitle_name_tags: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Name parts before the language, separated by |; {model} is WHISPER_MODEL: subgen|{model} "
+        "gives SubGen's Movie.subgen.medium.eng.srt.",
+    )
     subtitle_marker: str | None = Field(
         None, description="Extra name part (Movie.en.MARKER.srt); Bazarr ignores such names."
     )
     overwrite_foreign_subtitles: bool = Field(False, description="Replace subtitles we did not write.")
     puid: int | None = Field(None, ge=0, description="Owner uid of written files.")
     pgid: int | None = Field(None, ge=0, description="Owner gid of written files.")
-    file_mode: str = Field("0644", description="Permissions of written subtitle files (octal).")
+    file_mode: str | None = Field(
+        None, description="Permissions of written subtitle files (octal); unset: 0666 minus the umask (UMASK)."
+    )
 
     # --- cues (docs/cues.md) ---
     cue_max_lines: int = Field(2, ge=1, le=4, description="Lines per subtitle cue.")
@@ -242,12 +286,18 @@ class Settings(BaseSettings):
 
     # --- HTTP ---
     http_enabled: bool = Field(True, description="Serve the HTTP API, status page and Bazarr routes.")
-    http_host: str = Field("0.0.0.0", description="Address the HTTP server binds.")  # noqa: S104
+    http_host: str | None = Field(
+        None,
+        description="Address the HTTP server binds; unset: 127.0.0.1 (this machine only) without API_KEY, "
+        "0.0.0.0 with it (the container image sets 0.0.0.0).",
+    )
     http_port: int = Field(9000, ge=1, le=65535, description="Port of the HTTP server.")
     http_path_prefix: str = Field(
         "", description="Also serve /asr, /detect-language and /status under this prefix, e.g. /whisper."
     )
-    api_key: SecretStr | None = Field(None, description="Key required by /api/* and /metrics.")
+    api_key: SecretStr | None = Field(
+        None, description="Key required by every route but /health, /login and Bazarr's (README: API key)."
+    )
     max_upload_mb: int = Field(4096, gt=0, description="Largest Bazarr upload; 413 above it (2 h film: 230 MB).")
     provider_keepalive_seconds: float = Field(
         10, gt=0, le=300, description="Send an interim 100 Continue this often while a Bazarr request waits."
@@ -301,7 +351,23 @@ class Settings(BaseSettings):
     @field_validator("target_languages", "preferred_audio_languages", "skip_audio_languages", mode="before")
     @classmethod
     def _parse_languages(cls, value: Any) -> list[str]:
+        if isinstance(value, str):
+            value = value.replace("|", ",")  # SubGen's lists (PREFERRED_AUDIO_LANGUAGES=eng|jpn)
         return [part.lower() for part in _split(value, ",")]
+
+    @field_validator("subtitle_language_code", mode="before")
+    @classmethod
+    def _parse_language_code(cls, value: Any) -> Any:
+        subgen = {"ISO_639_1": "alpha2", "ISO_639_2_B": "alpha3", "ISO_639_2_T": "alpha3t"}
+        return subgen.get(value.strip().upper(), value.strip().lower()) if isinstance(value, str) else value
+
+    @field_validator("subtitle_name_tags", mode="before")
+    @classmethod
+    def _parse_name_tags(cls, value: Any) -> list[str]:
+        tags = _split(value, "|")
+        for tag in tags:
+            check_name_part(tag.replace("{model}", "model"))  # a ValueError naming the bad part
+        return tags
 
     @field_validator("library_polling_paths", "library_ignore_globs", mode="before")
     @classmethod
@@ -363,19 +429,94 @@ class Settings(BaseSettings):
             return value
         raise ValueError(f"unknown device '{value}'; use auto, cpu, cuda or cuda:N")
 
+    @field_validator("whisper_initial_prompt", "whisper_hotwords")
+    @classmethod
+    def _blank_is_none(cls, value: str | None) -> str | None:
+        return value.strip() or None if value is not None else None
+
+    @field_validator("whisper_extra_args", mode="before")
+    @classmethod
+    def _check_extra_args(cls, value: Any, info: ValidationInfo) -> dict[str, Any]:
+        if not value:
+            return {}
+        # Imported here: faster-whisper is only loaded when there is something to check against it.
+        from transcriptarr.workers.whisper_args import parse_extra_args
+
+        args = parse_extra_args(value)
+        for name in ("initial_prompt", "hotwords"):
+            if name in args and info.data.get(f"whisper_{name}"):
+                raise ValueError(f"'{name}' is also set as WHISPER_{name.upper()}; keep one of the two")
+        return args
+
+    @field_validator("limit_to_preferred_audio_languages")
+    @classmethod
+    def _check_limit(cls, value: bool, info: ValidationInfo) -> bool:
+        if value and not info.data.get("preferred_audio_languages"):
+            raise ValueError(
+                "needs PREFERRED_AUDIO_LANGUAGES, the languages to keep, e.g. PREFERRED_AUDIO_LANGUAGES=en,ja "
+                "(SubGen's default was eng)"
+            )
+        return value
+
     @field_validator("file_mode")
     @classmethod
-    def _check_mode(cls, value: str) -> str:
+    def _check_mode(cls, value: str | None) -> str | None:
+        if not value:
+            return None  # follow the umask
         try:
             int(value, 8)
         except ValueError:
             raise ValueError(f"'{value}' is not an octal mode like 0644") from None
         return value
 
+    # --- SubGen's names (transcriptarr/subgen_compat.py) ---
+    _subgen: SubgenReport = PrivateAttr(default_factory=SubgenReport)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # After our own names, so that they win; SubGen's read from the .env file and the environment.
+        subgen = SubgenSource(settings_cls, dotenv_settings, env_settings)
+        return init_settings, env_settings, dotenv_settings, subgen, file_secret_settings
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _name_subgen_variables(cls, data: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+        """A bad value that came from a SubGen variable is reported under SubGen's name."""
+        report = data.pop(REPORT_KEY, None) if isinstance(data, dict) else None
+        try:
+            settings = handler(data)
+        except ValidationError as exc:
+            if not isinstance(report, SubgenReport):
+                raise
+            raise ConfigError("; ".join(_describe(error, report.label) for error in exc.errors())) from None
+        if isinstance(report, SubgenReport) and isinstance(settings, Settings):
+            settings._subgen = report
+        return settings
+
+    @property
+    def subgen(self) -> SubgenReport:
+        """The SubGen variables read at start-up, and what became of them."""
+        return self._subgen
+
     # --- derived values ---
     @property
     def async_database_url(self) -> URL:
         return to_async_url(self.database_url)
+
+    @property
+    def bind_host(self) -> str:
+        """HTTP_HOST, or when unset: loopback without API_KEY (nobody else can reach an open API), all with it."""
+        if self.http_host and self.http_host.strip():
+            return self.http_host.strip()
+        has_key = self.api_key is not None and bool(self.api_key.get_secret_value())
+        return "0.0.0.0" if has_key else "127.0.0.1"  # noqa: S104 - with a key, reachable on purpose
 
     @property
     def provider_enabled(self) -> bool:
@@ -398,6 +539,8 @@ class Settings(BaseSettings):
                 text = ",".join(sorted(str(v) for v in value))
             elif isinstance(value, list):
                 text = "|".join(str(v) for v in value)
+            elif isinstance(value, dict):
+                text = json.dumps(value) if value else ""
             elif value is None:
                 text = ""
             else:
@@ -406,8 +549,10 @@ class Settings(BaseSettings):
         return shown
 
 
-def _describe(error: Any) -> str:
+def _describe(error: Any, label: Callable[[str], str | None] | None = None) -> str:
     field = str(error["loc"][0]).upper() if error["loc"] else "configuration"
+    if label is not None and error["loc"]:
+        field = label(str(error["loc"][0])) or field
     message = str(error["msg"]).removeprefix("Value error, ")
     value = error.get("input")
     if error["type"] in ("float_parsing", "int_parsing", "bool_parsing") and value is not None:
@@ -419,6 +564,8 @@ def load_settings(**overrides: Any) -> Settings:
     """Read the configuration; raise ConfigError with one line per bad variable."""
     try:
         return Settings(**overrides)
+    except SubgenValueError as exc:
+        raise ConfigError(str(exc)) from None
     except ValidationError as exc:
         lines = [_describe(error) for error in exc.errors()]
         raise ConfigError("; ".join(lines)) from None

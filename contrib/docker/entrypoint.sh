@@ -6,6 +6,9 @@
 # the command is exec'd with HOME set to the config folder. Media folders are never chowned: the service
 # only needs to write subtitles next to the videos, so give PUID:PGID write access to them on the host.
 # Started as another user (`docker run --user 1000:1000`): the command is exec'd as it is.
+# UMASK (default 022, the linuxserver.io convention; 002 lets the group write too) is set before either, so
+# it covers everything the service creates: the database, DATA_DIR, downloaded models and the subtitles
+# (written 0666 minus the umask unless FILE_MODE is set).
 #
 # `docker run IMAGE status` or `IMAGE --version`: arguments that are not a program are transcriptarr's.
 set -eu
@@ -20,6 +23,22 @@ if [ "$#" -eq 0 ]; then
     set -- transcriptarr run
 elif ! command -v "$1" >/dev/null 2>&1; then
     set -- transcriptarr "$@"
+fi
+
+umask_value="${UMASK:-022}"
+case "$umask_value" in
+    [0-7][0-7][0-7] | [0-7][0-7][0-7][0-7]) umask "$umask_value" ;;
+    *)
+        say "UMASK must be an octal mask such as 022 or 002, got '$umask_value'"
+        exit 2
+        ;;
+esac
+
+# Docker publishes the port from the container's own network, so the service listens on every address there
+# (outside a container it defaults to 127.0.0.1 when API_KEY is unset). HTTP_HOST set in the environment or in
+# ./.env (the working folder, /config) still wins. The service warns when it is reachable without API_KEY.
+if ! env | grep -qi '^HTTP_HOST=' && ! grep -Eqi '^[[:space:]]*(export[[:space:]]+)?HTTP_HOST[[:space:]]*=' .env 2>/dev/null; then
+    export HTTP_HOST=0.0.0.0
 fi
 
 if [ "$(id -u)" -ne 0 ]; then

@@ -170,6 +170,7 @@ def service(folders: dict[str, Path], fakes: dict[str, FakeMediaServer]) -> Iter
         transcriptarr_mode="standalone,provider",
         api_key=KEY,
         library_paths=str(library),
+        library_follow_symlinks=False,  # with true, a symlink the user put in the library is followed, as by the scan
         library_min_duration_seconds=0,
         path_mappings=f"/data/movies:{library}|D:\\Media:{library}",
         jellyfin_url=fakes["jellyfin"].url,

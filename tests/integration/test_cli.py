@@ -20,6 +20,7 @@ def cli(tmp_path: Path, db_url: str):  # type: ignore[no-untyped-def]
         "HOME": str(tmp_path),
         "DATABASE_URL": db_url,
         "DATA_DIR": str(tmp_path / "data"),
+        "LIBRARY_PATHS": str(tmp_path),  # enqueue takes only files inside a library, like POST /api/jobs
     }
 
     def run(*args: str, expect: int = 0) -> str:
@@ -57,7 +58,7 @@ def test_queue_control_from_the_command_line(cli, tmp_path: Path) -> None:  # ty
 
 def test_enqueue_of_a_missing_file_says_what_to_give(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     out = cli("enqueue", str(tmp_path / "nope.mkv"), expect=1)
-    assert "is not a file" in out
+    assert "does not exist: give the path of a video or audio file" in out
 
 
 def test_unreachable_database_is_one_clear_line(tmp_path: Path) -> None:

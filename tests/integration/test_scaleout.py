@@ -162,8 +162,8 @@ async def stopped(node: Node, *, expect: int = 0) -> None:
     assert node.process.returncode == expect, node.tail()
 
 
-def cli(tmp_path: Path, database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
-    env = node_env(tmp_path, database_url, "cli")
+def cli(tmp_path: Path, database_url: str, *args: str, **extra: str) -> subprocess.CompletedProcess[str]:
+    env = {**node_env(tmp_path, database_url, "cli"), **extra}
     return subprocess.run(
         [sys.executable, "-m", "transcriptarr", *args], cwd=REPO_ROOT, env=env, capture_output=True, text=True
     )
@@ -316,7 +316,7 @@ async def test_sqlite_serves_one_node(start_node: Start, tmp_path: Path) -> None
     assert [(node["name"], node["stale"]) for node in shown["nodes"]] == [("first", False)]
     not_media = tmp_path / "notes.mkv"
     not_media.write_text("not a video: its job fails at once")
-    queued = cli(tmp_path, url, "enqueue", str(not_media))
+    queued = cli(tmp_path, url, "enqueue", str(not_media), LIBRARY_PATHS=str(tmp_path))  # only library files
     assert queued.returncode == 0 and "queued" in queued.stdout, queued.stderr
 
     # A lock dies with its holder: after a crash, the next node starts at once.

@@ -89,6 +89,29 @@ class Dockerfile:
                 current.instructions.append(instruction)
         return cls(global_args, stages)
 
+    def parents(self, name: str) -> list[str]:
+        """The stages `name` is built FROM, nearest first (`FROM runtime AS gpu` -> ["runtime"])."""
+        chain: list[str] = []
+        base = self.stages[name].base
+        while base in self.stages:
+            chain.append(base)
+            base = self.stages[base].base
+        return chain
+
+    def image(self, name: str) -> Stage:
+        """What `docker build --target name` gives: the instructions of its parent stages, then its own,
+        on the base image the chain starts from."""
+        chain = [*reversed(self.parents(name)), name]
+        root = self.stages[chain[0]].base
+        return Stage(name, root, [i for stage in chain for i in self.stages[stage].instructions])
+
+    def base_image(self, name: str) -> str:
+        """The registry image a stage starts from, with global ARG defaults filled in."""
+        base = self.image(name).base
+        for arg, value in self.global_args.items():
+            base = base.replace("${" + arg + "}", value.strip('"'))
+        return base
+
 
 def _instructions(text: str) -> list[Instruction]:
     found: list[Instruction] = []

@@ -10,8 +10,10 @@ from __future__ import annotations
 import http.server
 import json
 import os
+import re
 import shutil
 import socket
+import stat
 import subprocess
 import sys
 import tempfile
@@ -25,6 +27,7 @@ import pytest
 from tests.acceptance.engine_harness import engine_settings
 from tests.api.live import LiveService
 from tests.conftest import unavailable
+from tests.media_factory import fixture_path
 from tests.packaging.dockerfile import Dockerfile, DockerIgnore, Stage
 from transcriptarr.settings import Settings
 
@@ -38,6 +41,22 @@ IMAGE_ONLY_ENV = {
     "PYTHONUNBUFFERED": "log lines reach `docker logs` at once",
     "HOME": "a writable home for the unprivileged user",
     "TRANSCRIPTARR_CONFIG_DIR": "read by the entrypoint only",
+    "NVIDIA_VISIBLE_DEVICES": "read by the NVIDIA container runtime (GPU image)",
+    "NVIDIA_DRIVER_CAPABILITIES": "read by the NVIDIA container runtime (GPU image)",
+    "LD_LIBRARY_PATH": "where CTranslate2 finds cuBLAS and cuDNN (GPU image)",
+}
+# The environment both images set; the GPU image adds GPU_ENV.
+IMAGE_ENV = {
+    "PATH": "/opt/transcriptarr/bin:$PATH",
+    "PYTHONUNBUFFERED": "1",
+    "HOME": "/config",
+    "TRANSCRIPTARR_CONFIG_DIR": "/config",
+    "MODEL_DIR": "/models",  # nothing else: an ENV would win over /config/.env
+}
+GPU_ENV = {
+    "NVIDIA_VISIBLE_DEVICES": "all",
+    "NVIDIA_DRIVER_CAPABILITIES": "compute,utility",
+    "LD_LIBRARY_PATH": "/opt/transcriptarr/cuda",
 }
 
 
@@ -47,8 +66,9 @@ def dockerfile() -> Dockerfile:
 
 
 def runtime(dockerfile: Dockerfile, name: str) -> Stage:
+    """The image `docker build --target name` gives, its parent stages' instructions included."""
     assert name in dockerfile.stages, f"no `{name}` stage: `docker build --target {name}` would fail"
-    return dockerfile.stages[name]
+    return dockerfile.image(name)
 
 
 def tool(name: str) -> str:
@@ -76,35 +96,61 @@ def test_entrypoint_passes_shellcheck_as_posix_sh() -> None:
 
 
 def test_both_targets_run_the_service_the_same_way(dockerfile: Dockerfile) -> None:
+    # Everything but the virtual environment (and the GPU's library paths) comes from one shared stage.
+    assert dockerfile.parents("cpu") == dockerfile.parents("gpu") == ["runtime"]
+    for name in RUNTIME_STAGES:
+        own = dockerfile.stages[name]
+        assert {i.keyword for i in own.instructions} <= {"ENV", "COPY"}, f"stage {name}: keep it to ENV and COPY"
+        [venv] = own.copies()
+        assert (venv.from_stage, venv.sources, venv.dest) == (
+            f"{name}-builder",
+            ["/opt/transcriptarr"],
+            "/opt/transcriptarr",
+        )
     cpu, gpu = (runtime(dockerfile, name) for name in RUNTIME_STAGES)
-    assert cpu.base == "${PYTHON_IMAGE}" and dockerfile.global_args["PYTHON_IMAGE"] == "python:3.11-slim-bookworm"
-    cuda = dockerfile.global_args["CUDA_IMAGE"]
-    assert gpu.base == "${CUDA_IMAGE}" and cuda.startswith("nvidia/cuda:12.") and "cudnn" in cuda
-    # The GPU virtual environment is built on the runtime image: the same Python in both.
-    assert dockerfile.stages["gpu-builder"].base == gpu.base
-    assert list(dockerfile.stages)[-1] == "gpu", "a plain `docker build .` should give the GPU image"
-
-    def tail(stage: Stage) -> list[tuple[str, str]]:
-        first_env = next(i for i, ins in enumerate(stage.instructions) if ins.keyword == "ENV")
-        return [(ins.keyword, ins.args) for ins in stage.instructions[first_env:]]
-
-    assert tail(cpu) == tail(gpu), "the cpu and gpu stages differ after their first ENV: keep them alike"
+    assert cpu.env() == IMAGE_ENV
+    assert gpu.env() == {**IMAGE_ENV, **GPU_ENV}
     for stage in (cpu, gpu):
         assert stage.exec_form("CMD") == ["transcriptarr", "run"]
         assert stage.one("EXPOSE").args == "9000"
         assert stage.one("STOPSIGNAL").args == "SIGTERM"
         assert stage.one("WORKDIR").args == "/config", "the service reads .env from its working folder"
         assert json.loads(stage.one("VOLUME").args) == ["/config", "/models"]
-        assert stage.env() == {
-            "PATH": "/opt/transcriptarr/bin:$PATH",
-            "PYTHONUNBUFFERED": "1",
-            "HOME": "/config",
-            "TRANSCRIPTARR_CONFIG_DIR": "/config",
-            "MODEL_DIR": "/models",  # nothing else: an ENV would win over /config/.env
-        }
-        defaults = Settings.model_fields
-        assert defaults["database_url"].default == "sqlite:///./transcriptarr.db", "relative: lands in /config"
-        assert str(defaults["data_dir"].default) == "data", "relative: lands in /config/data"
+    defaults = Settings.model_fields
+    assert defaults["database_url"].default == "sqlite:///./transcriptarr.db", "relative: lands in /config"
+    assert str(defaults["data_dir"].default) == "data", "relative: lands in /config/data"
+
+
+def test_plain_docker_build_gives_the_cpu_image(dockerfile: Dockerfile) -> None:
+    assert list(dockerfile.stages)[-1] == "cpu", "docker builds the last stage when no --target is given"
+
+
+def test_image_has_the_zone_files_tz_needs(dockerfile: Dockerfile) -> None:
+    runs = " ".join(i.args for i in runtime(dockerfile, "cpu").all("RUN"))
+    assert re.search(r"apt-get install [^&]*\btzdata\b", runs), "TZ=Europe/Berlin needs /usr/share/zoneinfo"
+
+
+def test_both_images_run_the_python_the_tests_run(dockerfile: Dockerfile) -> None:
+    """The GPU image is the CPU image plus NVIDIA's libraries from PyPI, not nvidia/cuda's Ubuntu Python."""
+    python = f"{sys.version_info.major}.{sys.version_info.minor}"
+    for name in (*RUNTIME_STAGES, "cpu-builder", "gpu-builder"):
+        base = dockerfile.base_image(name)
+        assert base == f"python:{python}-slim-bookworm", f"stage {name} starts from {base}, not Python {python}"
+    project = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))
+    assert project["tool"]["mypy"]["python_version"] == python, "the type check targets the images' Python"
+
+
+def test_gpu_image_has_the_cuda_libraries_where_it_looks(dockerfile: Dockerfile) -> None:
+    project = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))
+    cuda = project["project"]["optional-dependencies"]["cuda"]
+    assert any(r.startswith("nvidia-cublas-cu12") for r in cuda) and any(
+        r.startswith("nvidia-cudnn-cu12") for r in cuda
+    )
+    builder = " ".join(i.args for i in runtime(dockerfile, "gpu-builder").all("RUN"))
+    assert '"/tmp/deps[cuda]"' in builder, "gpu-builder installs the cuda extra"
+    assert f"mkdir {GPU_ENV['LD_LIBRARY_PATH']}" in builder and "libcudnn.so.9" in builder, builder
+    cpu_builder = " ".join(i.args for i in runtime(dockerfile, "cpu-builder").all("RUN"))
+    assert "cuda" not in cpu_builder, "the CPU image stays without NVIDIA's libraries"
 
 
 def test_image_environment_names_are_settings_with_valid_values(dockerfile: Dockerfile) -> None:
@@ -273,6 +319,94 @@ def test_entrypoint_hands_arguments_that_are_no_program_to_transcriptarr(open_di
     assert entrypoint(open_dir, "--version", PATH=path).stdout.strip() == "transcriptarr --version"
     assert entrypoint(open_dir, PATH=path).stdout.strip() == "transcriptarr run"
     assert entrypoint(open_dir, "echo", "plain", PATH=path).stdout.strip() == "plain"
+
+
+# --------------------------------------------------------------------------- UMASK
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(path.lstat().st_mode)
+
+
+def test_entrypoint_applies_umask_as_the_unprivileged_user(open_dir: Path) -> None:
+    made = open_dir / "config" / "made"
+    script = f'umask; touch "{made}.file"; mkdir "{made}.dir"'
+
+    default = entrypoint(open_dir, "sh", "-c", script, PUID="1234", PGID="2345")
+    assert default.returncode == 0, default.stderr
+    assert default.stdout.strip() == "0022", "linuxserver.io's default"
+    for path in (made.with_suffix(".file"), made.with_suffix(".dir")):
+        path.unlink() if path.is_file() else path.rmdir()
+
+    result = entrypoint(open_dir, "sh", "-c", script, PUID="1234", PGID="2345", UMASK="002")
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "0002"
+    assert mode(made.with_suffix(".file")) == 0o664 and mode(made.with_suffix(".dir")) == 0o775
+    assert owner(made.with_suffix(".file")) == (1234, 2345)
+
+
+def test_entrypoint_started_as_another_user_applies_umask_too(open_dir: Path) -> None:
+    script = open_dir / "entrypoint.sh"
+    shutil.copy(ENTRYPOINT, script)
+    script.chmod(0o755)
+    as_user = ["setpriv", "--reuid=1234", "--regid=2345", "--clear-groups", "sh", str(script)]
+    environment = {"PATH": os.environ["PATH"], "TRANSCRIPTARR_CONFIG_DIR": str(open_dir / "config"), "UMASK": "077"}
+
+    result = subprocess.run(
+        [*as_user, "sh", "-c", "umask"], env=environment, capture_output=True, text=True, timeout=60
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "0077"
+
+
+@pytest.mark.parametrize("value", ["abc", "0999", "22", "-022", "00022"])
+def test_entrypoint_refuses_a_umask_that_is_not_octal(open_dir: Path, value: str) -> None:
+    result = entrypoint(open_dir, "touch", str(open_dir / "ran"), UMASK=value)
+
+    assert result.returncode == 2
+    assert f"UMASK must be an octal mask such as 022 or 002, got '{value}'" in result.stderr, result.stderr
+    assert "\n" not in result.stderr.strip(), "one line"
+    assert not (open_dir / "ran").exists()
+
+
+@pytest.mark.slow
+def test_umask_covers_everything_the_service_writes(open_dir: Path) -> None:
+    """The real service, started through the entrypoint, queues and transcribes a file with UMASK=002:
+    the database, DATA_DIR and its work files, and the subtitle (FILE_MODE unset) all follow the mask."""
+    config, media = open_dir / "config", open_dir / "media"
+    media.mkdir()
+    speech = media / "Speech.flac"
+    shutil.copy(fixture_path("jfk.flac"), speech)
+    env = {
+        "UMASK": "002",
+        # As root: the checkout (and its .venv) may sit in a folder other users cannot enter.
+        "PUID": "0",
+        "PGID": "0",
+        "DATABASE_URL": f"sqlite:///{config / 'transcriptarr.db'}",
+        "LIBRARY_PATHS": str(media),
+        "LIBRARY_WATCH": "false",
+        "WHISPER_MODEL": "bundled:tiny.en",
+        "WHISPER_DEVICE": "cpu",
+        "QUALITY": "fast",
+        "MODEL_DIR": str(open_dir / "models"),
+        "LOG_FORMAT": "json",
+        "NODE_NAME": "umask-node",
+        "HTTP_ENABLED": "false",
+    }
+    service = f'"{sys.executable}" -m transcriptarr'
+    command = f'{service} enqueue "{speech}" && {service} run --once'
+
+    result = entrypoint(open_dir, "sh", "-c", command, **env)
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    [subtitle] = [p for p in media.iterdir() if p != speech]  # Speech.en.srt, or .lrc for audio files
+    assert mode(subtitle) == 0o664, "0666 minus the umask: the media server's group may replace it"
+    assert mode(config / "data") == 0o775
+    written = [config / "transcriptarr.db", *config.rglob("*")]
+    too_open = {str(p): oct(mode(p)) for p in written if not p.is_symlink() and mode(p) & 0o002}
+    assert not too_open, f"written past the umask: {too_open}"
 
 
 # --------------------------------------------------------------------------- the health check

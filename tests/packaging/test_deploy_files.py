@@ -27,10 +27,13 @@ SETTINGS = {name.upper() for name in Settings.model_fields}
 # Names the deployment files and docs use that are not settings, and why.
 NOT_SETTINGS = {
     "TZ": "the container's time zone, a libc variable",
+    "UMASK": "read by the container entrypoint only",
     "TRANSCRIPTARR_CONFIG_DIR": "read by the container entrypoint only",
-    "CUDA_IMAGE": "a build argument",
     "PYTHON_IMAGE": "a build argument",
     "EXTRAS": "a build argument",
+    "VERSION": "a build argument",
+    "REVISION": "a build argument",
+    "LD_LIBRARY_PATH": "where the GPU image's CTranslate2 finds NVIDIA's libraries",
 }
 # Stopping must leave the shutdown grace plus this much for handing jobs back and closing.
 HAND_BACK_SECONDS = 15

@@ -15,7 +15,7 @@ import structlog
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from transcriptarr.api import bazarr, control, openapi, page, views, webhooks
+from transcriptarr.api import arr_webhooks, bazarr, control, openai_api, openapi, page, subgen_routes, views, webhooks
 from transcriptarr.api.config import ApiConfig
 from transcriptarr.api.errors import ApiError, json_error, provider_error
 from transcriptarr.api.intake import sweep_spool
@@ -29,7 +29,9 @@ from transcriptarr.api.keys import (
     SNAPSHOTS,
     ScanHook,
 )
+from transcriptarr.api.listening import bind_failure, warn_if_open
 from transcriptarr.api.metrics import ApiMetrics
+from transcriptarr.api.openai_errors import openai_error_middleware
 from transcriptarr.api.security import api_key_middleware
 from transcriptarr.api.snapshots import Snapshots
 from transcriptarr.db.outage import describe_error, is_unavailable
@@ -46,7 +48,11 @@ _SHUTDOWN_TIMEOUT = 10.0
 
 
 def _is_json_route(path: str) -> bool:
-    return path.startswith(("/api/", "/webhooks/")) or path in ("/health", "/metrics", "/openapi.json")
+    return (
+        path.startswith(("/api/", "/webhooks/"))
+        or path in ("/health", "/metrics", "/openapi.json")
+        or path in subgen_routes.PATHS
+    )
 
 
 @web.middleware
@@ -84,7 +90,9 @@ def create_app(
     """The whole HTTP surface; `config` defaults to the one derived from `parts.settings`."""
     config = config or ApiConfig.from_settings(parts.settings)
     metrics = ApiMetrics()
-    app = web.Application(middlewares=[metrics.middleware(), error_middleware, api_key_middleware])
+    # openai_error_middleware answers /v1/* failures in OpenAI's error shape before error_middleware sees them.
+    middlewares = [metrics.middleware(), error_middleware, openai_error_middleware, api_key_middleware]
+    app = web.Application(middlewares=middlewares)
     app[PARTS] = parts
     app[CONFIG] = config
     app[METRICS] = metrics
@@ -96,9 +104,12 @@ def create_app(
     )
     bazarr.add_routes(app, config.path_prefix)
     control.add_routes(app)
+    openai_api.add_routes(app)
     openapi.add_routes(app)
     page.add_routes(app)
     webhooks.add_routes(app)
+    arr_webhooks.add_routes(app)  # both need webhooks' state
+    subgen_routes.add_routes(app)
     app.cleanup_ctx.append(_spool)
     app.cleanup_ctx.append(_count_jobs)
     app.on_shutdown.append(_stop_long_requests)
@@ -148,11 +159,10 @@ async def serve(
             await site.start()
         except OSError as exc:
             log.error("http_bind_failed", host=host, port=port, error=str(exc))
-            raise OSError(
-                exc.errno, f"cannot listen on {host}:{port} ({exc.strerror}); is the port in use? set HTTP_PORT"
-            ) from exc
+            raise bind_failure(host, port, exc) from exc
         bound = int(runner.addresses[0][1])
         log.info("http_listening", host=host, port=bound, prefix=app[CONFIG].path_prefix or None)
+        warn_if_open(app, runner.addresses, bound)
         if on_started is not None:
             on_started(bound)
         await stop.wait()

@@ -32,6 +32,7 @@ from transcriptarr.media.languages import whisper_code
 from transcriptarr.queue.events import Event
 from transcriptarr.queue.jobqueue import NewJob
 from transcriptarr.queue.keys import upload_key
+from transcriptarr.whisper_capabilities import translation_refusal
 from transcriptarr.workers.memory import return_freed_memory
 
 log = structlog.get_logger(__name__)
@@ -95,6 +96,16 @@ def parse_asr(query: Mapping[str, str]) -> AsrParams:
     )
 
 
+def translation_refusal_for(params: AsrParams, model: str) -> str | None:
+    """Why `task=translate` cannot be done with this model; None when it can (or English audio needs none)."""
+    if params.task != Task.TRANSLATE or params.language == "en":
+        return None  # "translating" English audio is transcribing it, which every model does
+    refusal = translation_refusal(model)
+    if refusal is None:
+        return None
+    return f"task=translate refused: {refusal}; or ask for task=transcribe"
+
+
 def provider_gate(request: web.Request) -> web.Response | None:
     """Mode and client network decide; Bazarr cannot send an API key."""
     if not request.app[PARTS].settings.provider_enabled:
@@ -124,6 +135,9 @@ async def asr(request: web.Request) -> web.StreamResponse:
         params = parse_asr(request.query)
     except ApiError as exc:
         return provider_error(exc.status, exc.message)
+    if (refusal := translation_refusal_for(params, parts.settings.whisper_model)) is not None:
+        log.info("upload_rejected", route="asr", status=422, reason=refusal, client=request.remote)
+        return provider_error(422, refusal)
 
     # Bazarr names the video as it sees it; PATH_MAPPINGS gives this machine's name for the library look-up.
     # The job's key and details keep Bazarr's own name: a repeated request finds its job and stored result
@@ -257,7 +271,12 @@ async def _written_subtitle(
     if local_video is None or target is None:
         return None
     try:
-        media = await asyncio.to_thread(inside_library, local_video, parts.settings.library_paths)
+        media = await asyncio.to_thread(
+            inside_library,
+            local_video,
+            parts.settings.library_paths,
+            follow_symlinks=parts.settings.library_follow_symlinks,
+        )
     except (OutsideLibrary, OSError, RuntimeError, ValueError):  # RuntimeError: a symlink loop, ~unknown_user
         return None
     for candidate in dict.fromkeys((str(media), local_video)):

@@ -13,11 +13,10 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from transcriptarr.api.errors import ApiError
 from transcriptarr.api.keys import METRICS, PARTS, SCAN_HOOK, SHUTTING_DOWN, SNAPSHOTS
-from transcriptarr.api.security import OutsideLibrary, inside_library
 from transcriptarr.api.views import job_dict, live_contexts
 from transcriptarr.api.waiting import next_event
 from transcriptarr.db.models import Job, JobState, Source, Task
-from transcriptarr.media.languages import whisper_code
+from transcriptarr.library.confinement import OutsideLibrary, Refused, library_file, target_languages
 from transcriptarr.queue.jobqueue import InvalidTransition, JobNotFound, NewJob
 
 if TYPE_CHECKING:
@@ -123,19 +122,14 @@ async def create_job(request: web.Request) -> web.Response:
     if not isinstance(raw_path, str) or not raw_path:
         raise ApiError(400, "'path' (the absolute path of a media file inside LIBRARY_PATHS) is required")
     try:
-        path = await asyncio.to_thread(inside_library, raw_path, settings.library_paths)
-    except OutsideLibrary as exc:
-        log.warning("job_path_refused", path=raw_path, reason=str(exc), client=request.remote)
-        raise ApiError(403, str(exc)) from None
-    except (OSError, RuntimeError, ValueError) as exc:  # e.g. a symlink loop
-        raise ApiError(400, f"cannot resolve {raw_path!r}: {exc}") from None
-    try:
-        stat = await asyncio.to_thread(path.stat)
-    except OSError:
-        raise ApiError(404, f"{path} does not exist") from None
-    if not await asyncio.to_thread(path.is_file):
-        raise ApiError(400, f"{path} is not a file; give the path of a video or audio file")
-    languages = _languages(body.get("language"), settings.target_languages)
+        media = await asyncio.to_thread(
+            library_file, raw_path, settings.library_paths, follow_symlinks=settings.library_follow_symlinks
+        )
+        languages = target_languages(body.get("language"), settings.target_languages)
+    except Refused as exc:
+        if isinstance(exc, OutsideLibrary):
+            log.warning("job_path_refused", path=raw_path, reason=str(exc), client=request.remote)
+        raise ApiError(exc.status, str(exc)) from None
     task = _task(body.get("task"))
     priority = None if body.get("priority") is None else _priority(body["priority"])
     results = []
@@ -144,15 +138,17 @@ async def create_job(request: web.Request) -> web.Response:
             NewJob(
                 source=Source.MANUAL,
                 task=task,
-                media_path=str(path),
-                media_size=stat.st_size,
-                media_mtime=stat.st_mtime,
+                media_path=str(media.path),
+                media_size=media.size,
+                media_mtime=media.mtime,
                 target_language=target,
                 priority=priority,
                 quality=settings.quality,
             )
         )
-        log.info("job_requested", job_id=result.job.id, path=str(path), created=result.created, reason=result.reason)
+        log.info(
+            "job_requested", job_id=result.job.id, path=str(media.path), created=result.created, reason=result.reason
+        )
         results.append({"job": _one_job(result.job, parts), "created": result.created, "reason": result.reason})
     parts.pool.wake()
     created = any(item["created"] for item in results)
@@ -166,23 +162,6 @@ def _priority(value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not _PRIORITY_RANGE[0] <= value <= _PRIORITY_RANGE[1]:
         raise ApiError(400, f"'priority' must be an integer between {_PRIORITY_RANGE[0]} and {_PRIORITY_RANGE[1]}")
     return value
-
-
-def _languages(raw: Any, defaults: Sequence[str]) -> list[str | None]:
-    """Target languages as Whisper codes; None is the audio's own language ('original')."""
-    given = defaults if raw is None else [raw] if isinstance(raw, str) else raw
-    if not isinstance(given, list) or not given or not all(isinstance(item, str) for item in given):
-        raise ApiError(400, "'language' must be a language code, 'original', or a list of them")
-    targets: list[str | None] = []
-    for item in given:
-        if item.lower() == "original":
-            targets.append(None)
-            continue
-        code = whisper_code(item)
-        if code is None:
-            raise ApiError(400, f"unknown language {item!r}; use a code such as en, de, fr, or 'original'")
-        targets.append(code)
-    return list(dict.fromkeys(targets))
 
 
 def _task(raw: Any) -> Task:

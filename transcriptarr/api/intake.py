@@ -6,6 +6,10 @@ doing. `request.multipart()` reads the stream directly, so aiohttp's
 `client_max_size` (1 MiB) does not apply; our own limit does. Hashing and disk
 writes run in threads of their own, 4 MiB at a time, while the event loop goes
 on reading the socket. Whatever goes wrong, no partial file is left behind.
+
+A file being received is named `upload-<uuid>.part` and written to at least every
+30 s while data comes, so the sweep of leftovers (queue/leftovers.py) tells it from
+one a killed process left behind.
 """
 
 from __future__ import annotations
@@ -13,9 +17,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import functools
 import hashlib
 import time
-import uuid
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -27,6 +31,7 @@ import structlog
 from aiohttp import BodyPartReader, web
 
 from transcriptarr.api.errors import ApiError
+from transcriptarr.queue.leftovers import PARTIAL_SUFFIX, TOUCH_SECONDS, UPLOAD_PREFIX, new_upload_file, partial_file
 
 log = structlog.get_logger(__name__)
 
@@ -65,11 +70,12 @@ class _Sink:
         self.size = 0
         self._buffer: list[bytes] = []
         self._buffered = 0
+        self._flushed = time.monotonic()
         steps: list[Callable[[bytes], object]] = []
         if self._hash is not None:
             steps.append(self._hash.update)
         if handle is not None:
-            steps.append(handle.write)
+            steps.append(functools.partial(_write_through, handle))
         self._lanes = [(ThreadPoolExecutor(1, thread_name_prefix="upload"), step) for step in steps]
         self._in_flight: deque[list[asyncio.Future[object]]] = deque()
 
@@ -81,14 +87,15 @@ class _Sink:
             return
         self._buffer.append(data)
         self._buffered += len(data)
-        if self._buffered >= _FLUSH_SIZE:
+        # Also now and then while a slow client trickles: the file's mtime says the upload is alive.
+        if self._buffered >= _FLUSH_SIZE or time.monotonic() - self._flushed >= TOUCH_SECONDS:
             await self._flush()
 
     async def _flush(self) -> None:
         if not self._buffer:
             return
         block = b"".join(self._buffer)
-        self._buffer, self._buffered = [], 0
+        self._buffer, self._buffered, self._flushed = [], 0, time.monotonic()
         loop = asyncio.get_running_loop()
         self._in_flight.append([loop.run_in_executor(lane, step, block) for lane, step in self._lanes])
         while len(self._in_flight) > _IN_FLIGHT:
@@ -139,8 +146,8 @@ async def receive_upload(
     partial: Path | None = None
     handle: IO[bytes] | None = None
     if spool_dir is not None:
-        final = spool_dir / f"upload-{uuid.uuid4().hex}"
-        partial = final.with_name(final.name + ".part")
+        final = new_upload_file(spool_dir)
+        partial = partial_file(final)
         try:
             handle = await asyncio.to_thread(_open_spool, partial)
         except OSError as exc:
@@ -189,6 +196,11 @@ async def receive_upload(
     return Upload(final, sink.size, digest, bytes(sink.head), seconds)
 
 
+def _write_through(handle: IO[bytes], block: bytes) -> None:
+    handle.write(block)
+    handle.flush()  # a small block too reaches the file (and its mtime) now
+
+
 def _open_spool(path: Path) -> IO[bytes]:
     path.parent.mkdir(parents=True, exist_ok=True)
     return path.open("xb")
@@ -216,7 +228,7 @@ def sweep_spool(spool_dir: Path, *, older_than: float = 3600.0) -> int:
         return 0
     now = time.time()
     removed = 0
-    for path in spool_dir.glob("upload-*.part"):
+    for path in spool_dir.glob(f"{UPLOAD_PREFIX}*{PARTIAL_SUFFIX}"):
         with contextlib.suppress(OSError):
             if now - path.stat().st_mtime > older_than:
                 path.unlink()

@@ -7,6 +7,7 @@ from typing import Any
 from aiohttp import web
 
 from transcriptarr import __version__
+from transcriptarr.api import openai_openapi
 from transcriptarr.api.keys import CONFIG
 from transcriptarr.api.output import OUTPUTS
 from transcriptarr.db.models import JobState, Source
@@ -49,6 +50,7 @@ _JOB_ID = {
     "schema": {"type": "integer", "minimum": 1, "maximum": 2**63 - 1},
 }
 _SECURED: list[dict[str, list[str]]] = [{"ApiKeyHeader": []}, {"ApiKeyQuery": []}]
+_HTML = {"text/html": {"schema": {"type": "string"}}}
 
 _UPLOAD_BODY = {
     "required": True,
@@ -138,11 +140,46 @@ def _control_paths() -> dict[str, Any]:
     return {
         "/": {
             "get": {
+                **secured,
                 "tags": ["status"],
-                "summary": "Status page (HTML)",
+                "summary": "Status page (HTML); with API_KEY set, also the cookie from /login",
                 "responses": {
-                    "200": {"description": "HTML page.", "content": {"text/html": {"schema": {"type": "string"}}}}
+                    "200": {"description": "HTML page.", "content": _HTML},
+                    "303": {"description": "No key given: to the login form."},
                 },
+            }
+        },
+        "/login": {
+            "get": {
+                "tags": ["status"],
+                "summary": "Login form for the status page (no API_KEY set: to the page)",
+                "responses": {
+                    "200": {"description": "HTML form.", "content": _HTML},
+                    "303": {"description": "No API_KEY is set: to the page."},
+                },
+            },
+            "post": {
+                "tags": ["status"],
+                "summary": "Log in with the API key: sets an HttpOnly, SameSite=Strict cookie for reading",
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/x-www-form-urlencoded": {
+                            "schema": {"type": "object", "properties": {"key": {"type": "string"}}}
+                        }
+                    },
+                },
+                "responses": {
+                    "303": {"description": "Right key (or none set): to the page, with the cookie."},
+                    "401": {"description": "Wrong key: the form again.", "content": _HTML},
+                },
+            },
+        },
+        "/logout": {
+            "post": {
+                "tags": ["status"],
+                "summary": "Forget the login cookie",
+                "responses": {"303": {"description": "To the login form."}},
             }
         },
         "/health": {
@@ -339,7 +376,7 @@ def _webhook_paths() -> dict[str, Any]:
         "502": {"description": "The media server's API failed or refused the key.", "content": _JSON_ERROR},
         "503": {"description": "The event names no file and the server is not configured.", "content": _JSON_ERROR},
     }
-    return {
+    paths = {
         f"/webhooks/{server}": {
             "post": {
                 "security": _SECURED,
@@ -351,6 +388,90 @@ def _webhook_paths() -> dict[str, Any]:
         }
         for server, (summary, content) in bodies.items()
     }
+    return {**paths, **_arr_paths(json_body, responses), **_subgen_paths(paths, responses)}
+
+
+def _arr_paths(json_body: dict[str, Any], responses: dict[str, Any]) -> dict[str, Any]:
+    """POST or PUT /webhooks/sonarr and /webhooks/radarr (api/arr_webhooks.py): their Webhook connection."""
+    found: dict[str, Any] = {}
+    for app, events in (("sonarr", "EpisodeFileDelete, SeriesDelete"), ("radarr", "MovieFileDelete, MovieDelete")):
+        operation = {
+            "security": _SECURED,
+            "tags": ["webhooks"],
+            "summary": f"{app.title()} Webhook connection: Download (import, upgrade), Rename, {events}, Test",
+            "requestBody": {"required": True, "content": json_body},
+            "responses": {
+                **{code: answer for code, answer in responses.items() if code not in ("200", "502", "503")},
+                "202": {
+                    "description": "Handled: the new file queued (or why not), the jobs of gone files dropped.",
+                    "content": _json(_ref("WebhookHandled")),
+                },
+                "200": {
+                    "description": "Test answered, or an event that is not acted on (Grab, Health, ...).",
+                    "content": _json(
+                        {"type": "object", "properties": {"test": {"type": "string"}, "ignored": {"type": "string"}}}
+                    ),
+                },
+            },
+        }
+        found[f"/webhooks/{app}"] = {"post": operation, "put": operation}
+    return found
+
+
+def _subgen_paths(webhooks: dict[str, Any], responses: dict[str, Any]) -> dict[str, Any]:
+    """SubGen's URLs (api/subgen_routes.py): the same handling as /webhooks/{server}, SubGen's bodies."""
+    found: dict[str, Any] = {}
+    for server in ("plex", "jellyfin", "emby", "tautulli"):
+        operation = dict(webhooks[f"/webhooks/{server}"]["post"])
+        operation["summary"] = f"SubGen's URL for {server.title()}: as /webhooks/{server}, with SubGen's body"
+        found[f"/{server}"] = {"post": operation}
+    found["/tautulli"]["post"]["summary"] += ' ({"event": "added"|"played", "file": ...})'
+    any_body = dict(webhooks["/webhooks/emby"]["post"])
+    any_body["summary"] = "SubGen's first URL: any of the Plex, Jellyfin, Emby or Tautulli bodies, told apart by shape"
+    found["/webhook"] = {"post": any_body}
+    found["/batch"] = {
+        "post": {
+            "security": _SECURED,
+            "tags": ["webhooks"],
+            "summary": "SubGen's /batch: queue every media file under a folder (or one file) at manual priority",
+            "parameters": [
+                {
+                    "name": "directory",
+                    "in": "query",
+                    "required": True,
+                    "description": "A folder or file as SubGen sees it (PATH_MAPPINGS apply); several separated by |.",
+                    "schema": {"type": "string", "minLength": 1},
+                },
+                {
+                    "name": "forceLanguage",
+                    "in": "query",
+                    "required": False,
+                    "description": "Take the audio to be in this language (a code or an English name).",
+                    "schema": {"type": "string"},
+                },
+            ],
+            "responses": {
+                "202": {
+                    "description": "One file: queued, or why not. Folders: checked in the background.",
+                    "content": _json(_ref("WebhookHandled")),
+                },
+                **_errors(400, 401, 403),
+                "404": {
+                    "description": "The folder or file (after PATH_MAPPINGS) does not exist.",
+                    "content": _JSON_ERROR,
+                },
+            },
+        }
+    }
+    says_post = {
+        "security": _SECURED,
+        "tags": ["webhooks"],
+        "summary": "Not a webhook: answered 405 with what to send (SubGen answered GET with a hint too)",
+        "responses": {"405": {"description": "Send the event with POST.", "content": _JSON_ERROR}},
+    }
+    for item in found.values():
+        item["get"] = says_post
+    return found
 
 
 _SCHEMAS: dict[str, Any] = {
@@ -440,6 +561,12 @@ _SCHEMAS: dict[str, Any] = {
             "path": {"type": "string", "description": "The file on this machine."},
             "reasons": {"type": "array", "items": {"type": "string"}, "description": "The library's decision."},
             "files": {"type": "integer", "description": "A show or season: files checked in the background."},
+            "dropped": {
+                "type": "array",
+                "description": "Sonarr and Radarr: the files gone, and the ids of their jobs that were cancelled.",
+                "items": {"type": "object"},
+            },
+            "paths": {"type": "array", "items": {"type": "string"}, "description": "/batch: the folders checked."},
         },
     },
     "WebhookIgnored": {"type": "object", "required": ["ignored"], "properties": {"ignored": {"type": "string"}}},
@@ -493,7 +620,7 @@ _SCHEMAS: dict[str, Any] = {
 
 
 def document(prefix: str = "") -> dict[str, Any]:
-    paths = {**_provider_paths(), **_control_paths(), **_webhook_paths()}
+    paths = {**_provider_paths(), **_control_paths(), **_webhook_paths(), **openai_openapi.paths()}
     if prefix:
         for path in ("/asr", "/detect-language", "/status"):
             paths[prefix + path] = paths[path]
@@ -510,6 +637,7 @@ def document(prefix: str = "") -> dict[str, Any]:
             "securitySchemes": {
                 "ApiKeyHeader": {"type": "apiKey", "in": "header", "name": "X-Api-Key"},
                 "ApiKeyQuery": {"type": "apiKey", "in": "query", "name": "apikey"},
+                "BearerAuth": {"type": "http", "scheme": "bearer", "description": "API_KEY (OpenAI's clients)."},
             },
         },
     }

@@ -1,4 +1,9 @@
-"""The read-only status page at `/`: server-rendered HTML, no scripts, refreshed every few seconds."""
+"""The read-only status page at `/`: server-rendered HTML, no scripts, refreshed every few seconds.
+
+With API_KEY set it needs the key like every other route (transcriptarr/api/security.py): a browser
+is sent to `/login`, a small form that takes the key and sets an HttpOnly, SameSite=Strict cookie
+holding a token derived from it (never the key itself); the cookie is good for reading only.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +12,13 @@ from html import escape
 from pathlib import PurePath
 from typing import Any
 
+import structlog
 from aiohttp import web
 
-from transcriptarr.api.keys import SNAPSHOTS
+from transcriptarr.api.keys import PARTS, SNAPSHOTS
+from transcriptarr.api.security import LOGIN_PAGE, SESSION_COOKIE, same_key, session_token
+
+log = structlog.get_logger(__name__)
 
 REFRESH_SECONDS = 5
 
@@ -152,8 +161,69 @@ def render_page(status: dict[str, Any]) -> str:
 
 async def status_page(request: web.Request) -> web.Response:
     snapshot = await request.app[SNAPSHOTS].status.get()
-    return web.Response(text=render_page(snapshot.data), content_type="text/html", charset="utf-8")
+    page = render_page(snapshot.data)
+    if _api_key(request):  # behind the key (security.py): offer to forget the login cookie
+        page = page.replace("</body>", f"{_LOGOUT_FORM}</body>", 1)
+    return web.Response(text=page, content_type="text/html", charset="utf-8")
+
+
+# --------------------------------------------------------------------------- the login for people
+
+# A month: the page is a dashboard left open; logging out (or a new API_KEY) ends it sooner.
+SESSION_SECONDS = 30 * 24 * 3600
+_LOGOUT_FORM = '<form method="post" action="logout" class="meta"><button type="submit">Log out</button></form>'
+
+
+def _api_key(request: web.Request) -> str:
+    secret = request.app[PARTS].settings.api_key
+    return secret.get_secret_value() if secret is not None else ""
+
+
+def render_login(message: str = "") -> str:
+    note = f'<p class="error" role="alert">{escape(message)}</p>' if message else ""
+    return (
+        "<!doctype html><html lang=en><head><meta charset=utf-8>"
+        '<meta name="viewport" content="width=device-width,initial-scale=1">'
+        f"<title>Transcriptarr: log in</title><style>{_STYLE}</style></head><body>"
+        "<h1>Transcriptarr</h1><p class=meta>The status page needs the API key (API_KEY).</p>"
+        f'{note}<form method="post" action="login"><label>API key '
+        '<input type="password" name="key" autocomplete="current-password" required autofocus></label> '
+        '<button type="submit">Log in</button></form></body></html>'
+    )
+
+
+async def login_form(request: web.Request) -> web.Response:
+    if not _api_key(request):
+        raise web.HTTPSeeOther("./")  # no key configured: the page is open
+    return web.Response(text=render_login(), content_type="text/html", charset="utf-8")
+
+
+async def login(request: web.Request) -> web.Response:
+    """The key from the form, compared in constant time; a cookie that stands for it (never the key itself)."""
+    expected = _api_key(request)
+    if not expected:
+        raise web.HTTPSeeOther("./")
+    form = await request.post()
+    given = form.get("key")
+    if not isinstance(given, str) or not same_key(given, expected):
+        log.warning("status_page_login_failed", client=request.remote)
+        page = render_login("Wrong API key.")
+        return web.Response(text=page, status=401, content_type="text/html", charset="utf-8")
+    answer = web.HTTPSeeOther("./")
+    answer.set_cookie(
+        SESSION_COOKIE, session_token(expected), max_age=SESSION_SECONDS, path="/", httponly=True, samesite="Strict"
+    )
+    raise answer
+
+
+async def logout(request: web.Request) -> web.Response:
+    answer = web.HTTPSeeOther(LOGIN_PAGE)
+    answer.del_cookie(SESSION_COOKIE, path="/")
+    raise answer
 
 
 def add_routes(app: web.Application) -> None:
     app.router.add_get("/", status_page)
+    app.router.add_get("/login", login_form)
+    app.router.add_post("/login", login)
+    app.router.add_post("/logout", logout)

@@ -1,39 +1,94 @@
-"""Who may call what: the API key for /api/*, /webhooks/* and /metrics, client networks for the provider routes.
+"""Who may call what: the API key for every route but a short list of open ones, client networks for Bazarr's.
 
-Bazarr sends no key, so the provider routes are governed by the mode and an
-optional allow-list of client networks instead. Client paths (POST /api/jobs,
-`video_file`) must resolve, symlinks included, to a place inside LIBRARY_PATHS.
+With API_KEY set, every route needs it except `OPEN_ROUTES` (health, the login form, the
+OpenAPI document) and Bazarr's `PROVIDER_ROUTES`: Bazarr cannot send a key, so those are
+governed by the mode and an optional allow-list of client networks instead. An allow-list
+of open routes, not a list of closed ones: a route added later is behind the key unless
+it is named here. The key comes in the X-Api-Key header, the `apikey` query parameter
+(Plex and Emby webhooks cannot send headers) or an `Authorization: Bearer` header (OpenAI
+clients); a browser that logged in on /login carries a cookie that stands for it, for
+reading (GET) only, so a page on another site cannot make it change anything.
+
+Client paths (POST /api/jobs, webhooks, `video_file`) are confined to LIBRARY_PATHS by
+transcriptarr/library/confinement.py.
 """
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import ipaddress
 from collections.abc import Sequence
-from pathlib import Path
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from transcriptarr.api.config import Network
 from transcriptarr.api.errors import json_error
-from transcriptarr.api.keys import PARTS
+from transcriptarr.api.keys import CONFIG, PARTS
+from transcriptarr.api.openai_errors import PREFIX as OPENAI_PREFIX
+from transcriptarr.api.openai_errors import openai_error
+from transcriptarr.library.confinement import OutsideLibrary, inside_library
+
+__all__ = ["OutsideLibrary", "inside_library"]  # where the API's callers have always found them
 
 API_KEY_HEADER = "X-Api-Key"
+SESSION_COOKIE = "transcriptarr_session"
+# Routes anyone who can reach the port may call, with or without API_KEY.
+OPEN_ROUTES = frozenset({"/health", "/login", "/logout", "/openapi.json"})
+# Bazarr's routes, at the root and under HTTP_PATH_PREFIX: TRANSCRIPTARR_MODE and PROVIDER_ALLOWED_NETWORKS.
+PROVIDER_ROUTES = frozenset({"/asr", "/detect-language", "/status"})
+# Where a browser without the key is sent instead of a 401 (relative: works behind a reverse proxy's prefix).
+LOGIN_PAGE = "login"
+_READING = frozenset({"GET", "HEAD"})
+_OPENAI_KEY_MISSING = "missing or wrong API key: send API_KEY as 'Authorization: Bearer <key>'"
 
 
-def needs_key(path: str) -> bool:
-    return path.startswith(("/api/", "/webhooks/")) or path == "/metrics"
+def needs_key(path: str, prefix: str = "") -> bool:
+    if path in OPEN_ROUTES or path in PROVIDER_ROUTES:
+        return False
+    return not (prefix and path.startswith(prefix + "/") and path[len(prefix) :] in PROVIDER_ROUTES)
+
+
+def same_key(given: str, expected: str) -> bool:
+    """Constant-time comparison; surrogatepass: an undecodable query byte is a mismatch, never a 500."""
+    return hmac.compare_digest(given.encode("utf-8", "surrogatepass"), expected.encode("utf-8", "surrogatepass"))
+
+
+def session_token(key: str) -> str:
+    """What the login cookie holds: derived from the key, so the cookie never carries the key itself."""
+    return hmac.new(key.encode("utf-8", "surrogatepass"), b"transcriptarr status page", hashlib.sha256).hexdigest()
+
+
+def _given_key(request: web.Request) -> str:
+    bearer = request.headers.get("Authorization", "")
+    scheme, _, token = bearer.partition(" ")
+    from_bearer = token.strip() if scheme.lower() == "bearer" else ""
+    return request.headers.get(API_KEY_HEADER) or request.query.get("apikey") or from_bearer
+
+
+def authorized(request: web.Request, expected: str) -> bool:
+    given = _given_key(request)
+    if given:
+        return same_key(given, expected)
+    cookie = request.cookies.get(SESSION_COOKIE, "")
+    return request.method in _READING and bool(cookie) and same_key(cookie, session_token(expected))
 
 
 @web.middleware
 async def api_key_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     secret = request.app[PARTS].settings.api_key
     expected = secret.get_secret_value() if secret is not None else ""
-    if expected and needs_key(request.path):
-        given = request.headers.get(API_KEY_HEADER) or request.query.get("apikey") or ""
-        if not hmac.compare_digest(given.encode(), expected.encode()):
-            return json_error(401, "missing or wrong API key: send it in the X-Api-Key header or the apikey parameter")
+    if expected and needs_key(request.path, request.app[CONFIG].path_prefix) and not authorized(request, expected):
+        if request.path == "/" and request.method in _READING:  # a person at the status page: the login form
+            raise web.HTTPSeeOther(LOGIN_PAGE)
+        if request.path.startswith(OPENAI_PREFIX):  # OpenAI's clients read their own error shape
+            return openai_error(401, _OPENAI_KEY_MISSING, code="invalid_api_key")
+        return json_error(
+            401,
+            "missing or wrong API key: send it in the X-Api-Key header, the apikey parameter "
+            "or an Authorization: Bearer header (the status page: log in at /login)",
+        )
     return await handler(request)
 
 
@@ -50,26 +105,3 @@ def client_allowed(remote: str | None, networks: Sequence[Network]) -> bool:
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
         address = address.ipv4_mapped
     return any(address.version == net.version and address in net for net in networks)
-
-
-class OutsideLibrary(Exception):
-    pass
-
-
-def inside_library(raw: str, roots: Sequence[Path]) -> Path:
-    """The resolved path if it lies inside one of `roots` (also resolved); else OutsideLibrary.
-
-    Resolving first means `..` and symlinks pointing out of a library are caught.
-    """
-    if "\x00" in raw:
-        raise OutsideLibrary("the path contains a NUL character")
-    path = Path(raw).expanduser()
-    if not path.is_absolute():
-        raise OutsideLibrary("give an absolute path")
-    resolved = path.resolve()
-    if not roots:
-        raise OutsideLibrary("no library is configured (LIBRARY_PATHS is empty)")
-    for root in roots:
-        if resolved.is_relative_to(root.resolve()):
-            return resolved
-    raise OutsideLibrary(f"{raw} is not inside LIBRARY_PATHS")

@@ -14,6 +14,9 @@ are checked in the background. Answers, always JSON:
 
 With API_KEY set the key goes in the `X-Api-Key` header or the `apikey` parameter
 (Plex and Emby cannot send headers).
+
+The same handling serves SubGen's URLs (api/subgen_routes.py) and Sonarr's and
+Radarr's webhooks (api/arr_webhooks.py): `dispatch`, `local_path` and `queue_file`.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from aiohttp import BodyPartReader, web
 from transcriptarr.api.errors import ApiError, json_error
 from transcriptarr.api.keys import PARTS
 from transcriptarr.api.security import OutsideLibrary, inside_library
+from transcriptarr.db.models import Source
 from transcriptarr.integrations.mediaservers import emby, jellyfin, plex, tautulli
 from transcriptarr.integrations.mediaservers.events import Ignored, MediaEvent, MediaFile, PayloadError, ServerName
 from transcriptarr.integrations.mediaservers.http import ItemNotFound, MediaServerError
@@ -42,7 +46,8 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger(__name__)
 
-ROUTES: dict[str, Callable[[Mapping[str, Any]], MediaEvent | Ignored]] = {
+Parser = Callable[[Mapping[str, Any]], MediaEvent | Ignored]
+ROUTES: dict[str, Parser] = {
     "jellyfin": jellyfin.parse_webhook,
     "emby": emby.parse_webhook,
     "plex": plex.parse_webhook,
@@ -87,14 +92,14 @@ class Webhooks:
 
     async def receive(self, request: web.Request, route: str) -> web.Response:
         try:
-            return await self._receive(request, route)
+            return await self.dispatch(request, route, await read_payload(request), ROUTES[route])
         except ApiError as exc:
             return json_error(exc.status, exc.message)
 
-    async def _receive(self, request: web.Request, route: str) -> web.Response:
-        data = await read_payload(request)
+    async def dispatch(self, request: web.Request, route: str, data: Mapping[str, Any], parse: Parser) -> web.Response:
+        """Read a media server's event from `data` with `parse` and act on it; ApiError for a bad one."""
         try:
-            event = ROUTES[route](data)
+            event = parse(data)
         except PayloadError as exc:
             log.info("webhook_rejected", route=route, reason=str(exc), client=request.remote)
             raise ApiError(400, f"{route} webhook: {exc}") from None
@@ -128,7 +133,7 @@ class Webhooks:
                 },
                 status=202,
             )
-        self._in_background(self._queue_all(event, files), f"webhook-{event.server}-{event.item_id}")
+        self.in_background(self._queue_all(event, files), f"webhook-{event.server}-{event.item_id}")
         reason = f"checking {len(files)} files of {event.title} in the background; those that need subtitles are queued"
         return web.json_response({"queued": False, "reason": reason, "job_id": None, "files": len(files)}, status=202)
 
@@ -155,24 +160,50 @@ class Webhooks:
         return files
 
     async def _queue(self, event: MediaEvent, media: MediaFile) -> FileOutcome:
-        """Map, check and queue one file; ApiError (403, 404) when it cannot be queued."""
-        settings = self.parts.settings
-        local = self.parts.paths.map(media.path)
-        named = local if local == media.path else f"{local} (mapped from {media.path})"
-        sent = "" if local == media.path else f" (the server sent {media.path})"
+        origin = {"server": event.server, "item_id": media.item_id, "kind": event.kind, "title": media.title}
+        return await self.queue_file(origin, media.path)
+
+    async def local_path(self, sent: str, who: str) -> str:
+        """`sent` (a path as another program sees it) through PATH_MAPPINGS; ApiError 403 outside LIBRARY_PATHS."""
+        local = self.parts.paths.map(sent)
+        named = local if local == sent else f"{local} (mapped from {sent})"
+        hint = "" if local == sent else f" (the server sent {sent})"
         try:
-            await asyncio.to_thread(inside_library, local, settings.library_paths)
+            settings = self.parts.settings
+            await asyncio.to_thread(
+                inside_library, local, settings.library_paths, follow_symlinks=settings.library_follow_symlinks
+            )
         except OutsideLibrary as exc:
-            log.warning("webhook_path_refused", server=event.server, path=local, sent=media.path, reason=str(exc))
-            raise ApiError(403, f"{exc}{sent}; check PATH_MAPPINGS") from None
+            log.warning("webhook_path_refused", server=who, path=local, sent=sent, reason=str(exc))
+            raise ApiError(403, f"{exc}{hint}; check PATH_MAPPINGS") from None
         except (OSError, RuntimeError, ValueError) as exc:  # e.g. a symlink loop
             raise ApiError(400, f"cannot resolve {named}: {exc}") from None
+        return local
+
+    async def queue_file(
+        self,
+        origin: Mapping[str, Any],
+        sent: str,
+        *,
+        library: Library | None = None,
+        source: Source = Source.WEBHOOK,
+        priority: int | None = None,
+    ) -> FileOutcome:
+        """Map, check and queue one file by the library's rules; ApiError (403, 404) when it cannot be queued.
+
+        `origin` (server, item_id, kind, title) goes into the jobs' details; `library`
+        replaces the service's rules (SubGen's /batch with a forced language).
+        """
+        local = await self.local_path(sent, str(origin.get("server")))
         if not await asyncio.to_thread(os.path.isfile, local):
-            log.warning("webhook_file_missing", server=event.server, path=local, sent=media.path)
+            log.warning("webhook_file_missing", server=origin.get("server"), path=local, sent=sent)
+            named = local if local == sent else f"{local} (mapped from {sent})"
             raise ApiError(404, f"{named} is not a file on this machine; check PATH_MAPPINGS")
-        assert self.library is not None  # inside_library refuses everything without LIBRARY_PATHS
-        origin = {"server": event.server, "item_id": media.item_id, "kind": event.kind, "title": media.title}
-        return await queue_media_file(self.library, self.parts.queue, local, origin, wake=self.parts.pool.wake)
+        rules = library or self.library
+        assert rules is not None  # inside_library refuses everything without LIBRARY_PATHS
+        return await queue_media_file(
+            rules, self.parts.queue, local, origin, wake=self.parts.pool.wake, source=source, priority=priority
+        )
 
     async def _queue_all(self, event: MediaEvent, files: list[MediaFile]) -> None:
         queued = 0
@@ -183,7 +214,7 @@ class Webhooks:
                 log.info("webhook_file_skipped", server=event.server, path=media.path, reason=exc.message)
         log.info("webhook_expanded", server=event.server, item_id=event.item_id, files=len(files), queued=queued)
 
-    def _in_background(self, work: Awaitable[None], name: str) -> None:
+    def in_background(self, work: Awaitable[None], name: str) -> None:
         async def guarded() -> None:
             try:
                 await work

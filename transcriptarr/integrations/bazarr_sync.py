@@ -58,9 +58,9 @@ from transcriptarr.integrations.bazarr_api import (
 from transcriptarr.integrations.paths import PathMapper
 from transcriptarr.library.rules import language_name
 from transcriptarr.media.languages import whisper_code
+from transcriptarr.naming import SubtitleNaming, subtitle_path
 from transcriptarr.queue.jobqueue import COLUMNS, JOBS, JobQueue, NewJob, job_from_values
 from transcriptarr.queue.keys import SOURCE_PRIORITY, media_key
-from transcriptarr.subtitles.writer import CodeStyle, sidecar_path
 from transcriptarr.workers.job_runner import plan_task
 
 if TYPE_CHECKING:
@@ -202,9 +202,7 @@ class SyncConfig:
     after_write: str = "scan-disk"
     library_paths: tuple[Path, ...] = ()
     quality: str = "balanced"
-    subtitle_format: str = "srt"
-    code_style: CodeStyle = "alpha2"
-    marker: str | None = None
+    naming: SubtitleNaming = field(default_factory=SubtitleNaming)  # the worker's, to see what it will write
     first_pull_seconds: float = _FIRST_PULL_SECONDS
     page_size: int = DEFAULT_PAGE
     batch_size: int = DEFAULT_BATCH
@@ -221,9 +219,7 @@ class SyncConfig:
             "after_write": settings.bazarr_after_write,
             "library_paths": tuple(settings.library_paths),
             "quality": settings.quality,
-            "subtitle_format": settings.subtitle_format,
-            "code_style": settings.subtitle_language_code,
-            "marker": settings.subtitle_marker,
+            "naming": SubtitleNaming.from_settings(settings),
         }
         values.update(overrides)
         return cls(**values)
@@ -439,16 +435,7 @@ class BazarrSync:
     def _sidecar(self, path: str, language: str) -> str | None:
         """Where the worker will write this subtitle (the same naming as the job runner's)."""
         try:
-            media = Path(path)
-            return str(
-                sidecar_path(
-                    media,
-                    language,
-                    self.config.subtitle_format,
-                    code_style=self.config.code_style,
-                    marker=self.config.marker,
-                )
-            )
+            return str(subtitle_path(Path(path), language, self.config.naming))
         except ValueError:
             return None
 

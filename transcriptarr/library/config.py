@@ -83,12 +83,16 @@ class RulesConfig:
     ignore_globs: tuple[str, ...] = DEFAULT_IGNORE_GLOBS
     min_duration_seconds: float = 60.0
     preferred_audio_languages: tuple[str, ...] = ()
+    # SubGen's LIMIT_TO_PREFERRED_AUDIO_LANGUAGE: no track in a preferred language, no job.
+    limit_to_preferred_audio_languages: bool = False
     force_language: str | None = None
     skip_audio_languages: tuple[str, ...] = ()
     skip_unknown_audio_language: bool = False
     count_forced_subtitles: bool = False
     count_image_subtitles: bool = True
     subtitle_marker: str | None = None
+    # WHISPER_MODEL: some models cannot translate (transcriptarr/whisper_capabilities.py); "" = assume it can.
+    whisper_model: str = ""
 
     def fingerprint(self) -> str:
         """Changes when any rule setting changes, so that a rescan decides every file again."""
@@ -150,12 +154,14 @@ class LibraryConfig:
             ignore_globs=tuple(split_list(get("library_ignore_globs", None), "|") or DEFAULT_IGNORE_GLOBS),
             min_duration_seconds=float(get("library_min_duration_seconds", 60.0)),
             preferred_audio_languages=tuple(settings.preferred_audio_languages),
+            limit_to_preferred_audio_languages=bool(get("limit_to_preferred_audio_languages", False)),
             force_language=settings.force_language,
             skip_audio_languages=tuple(split_list(get("skip_audio_languages", None), ",")),
             skip_unknown_audio_language=bool(get("skip_unknown_audio_language", False)),
             count_forced_subtitles=bool(get("library_count_forced_subtitles", False)),
             count_image_subtitles=bool(get("library_count_image_subtitles", True)),
             subtitle_marker=settings.subtitle_marker,
+            whisper_model=str(get("whisper_model", "")),
         )
         return cls(
             paths=tuple(settings.library_paths),

@@ -160,6 +160,8 @@ class Library:
     async def _arrived(self, path: str) -> None:
         if self.scanner.root_of(path) is None:
             return
+        if not self.config.follow_symlinks and await asyncio.to_thread(os.path.islink, path):
+            return  # LIBRARY_FOLLOW_SYMLINKS=false: the scan does not follow it either
         name = os.path.basename(path)
         if name == IGNORE_MARKER:
             await self._rescan_folder(os.path.dirname(path))

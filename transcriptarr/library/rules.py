@@ -14,7 +14,8 @@ need the probe result. Every rule that is checked adds a line to `reasons`, so
  7. ffprobe can read it
  8. it has an audio stream
  9. it is at least the minimum duration
-10. its audio language is not one to skip (listed, or unknown when so configured)
+10. its audio language is not one to skip (listed, or unknown when so configured), and,
+    with LIMIT_TO_PREFERRED_AUDIO_LANGUAGES, some audio track is in a preferred language
 11. per wanted language: not already subtitled (sidecar, embedded, written by us),
     and Whisper can make it (transcribe, or translate into English)
 """
@@ -47,6 +48,7 @@ from transcriptarr.library.sidecars import Sidecar
 from transcriptarr.media.audio import choose_audio_track
 from transcriptarr.media.languages import normalize_language, whisper_code
 from transcriptarr.media.probe import MediaInfo, ProbeError
+from transcriptarr.whisper_capabilities import translation_refusal
 from transcriptarr.workers.job_runner import plan_task
 
 JobSpec = tuple[str | None, Task]  # (target language, None: the audio's own; task)
@@ -187,7 +189,7 @@ def decide(
     duration = probe.duration
     source, audio_reason = _audio_language(probe, config)
     reasons.append(audio_reason)
-    skip = _audio_skip_reason(source, config)
+    skip = _audio_skip_reason(source, config) or _preferred_tracks(probe, config, reasons)
     if skip:
         return Decision(False, [*reasons, skip], source_language=source, duration=duration)
     jobs = _wanted_languages(source, probe, sidecars, written, config, reasons)
@@ -274,6 +276,29 @@ def _audio_skip_reason(source: str | None, config: RulesConfig) -> str | None:
     return None
 
 
+def _preferred_tracks(info: MediaInfo, config: RulesConfig, reasons: list[str]) -> str | None:
+    """LIMIT_TO_PREFERRED_AUDIO_LANGUAGES, as SubGen's LIMIT_TO_PREFERRED_AUDIO_LANGUAGE: some audio track's
+    language tag must be a preferred language (a track without a tag does not count; FORCE_LANGUAGE does not
+    change the tracks)."""
+    if not config.limit_to_preferred_audio_languages:
+        return None
+    preferred = language_list(config.preferred_audio_languages)
+    wanted = ", ".join(dict.fromkeys(language_name(code) for code in preferred))
+    match = next((stream for stream in info.audio if stream.language in preferred), None)
+    if match is not None:
+        reasons.append(
+            f"audio track #{match.index} is in a preferred language, {language_name(match.language)} "
+            "(LIMIT_TO_PREFERRED_AUDIO_LANGUAGES)"
+        )
+        return None
+    tracks = ", ".join(
+        f"#{stream.index} {language_name(stream.language) if stream.language else 'without a language tag'}"
+        for stream in info.audio
+    )
+    setting = "LIMIT_TO_PREFERRED_AUDIO_LANGUAGES"
+    return f"skipped: no audio track in a preferred language ({wanted}); tracks: {tracks} ({setting})"
+
+
 def _targets(config: RulesConfig, source: str | None) -> list[tuple[tuple[str, str | None], str | None]]:
     """((label as configured, language or None: the audio's own, unknown), label it repeats or None)."""
     first: dict[str | None, str] = {}
@@ -305,22 +330,24 @@ def _decide_target(
         return None, f"{prefix}: has {language_name(language)} subtitles: {', '.join(i.text for i in counted)}"
     ignored = f" (not counted: {', '.join(f'{i.text}, {i.why_not}' for i in found)})" if found else ""
     missing = f"no {language_name(language)} subtitles{ignored}"
-    return _plan(prefix, language, source, missing)
+    return _plan(prefix, language, source, missing, config.whisper_model)
 
 
-def _plan(prefix: str, language: str, source: str | None, missing: str) -> tuple[JobSpec | None, str]:
+def _plan(prefix: str, language: str, source: str | None, missing: str, model: str) -> tuple[JobSpec | None, str]:
     if source is None:
+        name = language_name(language)
+        refusal = translation_refusal(model) if model else None
+        other = f" only: {refusal}" if refusal else ", or English ones from any language"
         return (
             (whisper_code(language) or language, Task.TRANSCRIBE),
             f"{prefix}: {missing}; to queue; the worker detects the audio language "
-            f"(it can make {language_name(language)} subtitles from {language_name(language)} audio, "
-            "or English ones from any language)",
+            f"(it can make {name} subtitles from {name} audio{other})",
         )
     spoken = whisper_code(source)
     if spoken is None:
         return None, f"{prefix}: {missing}, but Whisper cannot recognise {language_name(source)} audio"
     wanted = None if language == source else (whisper_code(language) or language)
-    plan = plan_task(spoken, wanted)
+    plan = plan_task(spoken, wanted, model)
     if isinstance(plan, str):
         return None, f"{prefix}: {missing}, but {plan}"
     if plan.task == Task.TRANSLATE:

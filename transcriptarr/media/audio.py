@@ -23,6 +23,7 @@ from transcriptarr.media.probe import (
     ffmpeg_path_arg,
     stderr_tail,
 )
+from transcriptarr.workers.priority import niced_child
 
 __all__ = [
     "BYTES_PER_SAMPLE",
@@ -184,13 +185,15 @@ async def extract_audio(
     *,
     timeout: float | None = None,  # noqa: ASYNC109 - a per-call limit is the documented API
     pad_start: bool = True,
+    nice: int | None = None,
 ) -> ExtractedAudio:
     """Write stream ``stream_index`` (absolute ffprobe index) of ``media`` to ``dest``.
 
     The output is raw s16le mono 16 kHz. With ``pad_start`` (default) sample 0
     is media time 0, so subtitle times need no shift for streams that start
     late. ffmpeg writes to ``dest.part`` which is renamed on success and
-    removed on failure, timeout or cancellation.
+    removed on failure, timeout or cancellation. ffmpeg runs at nice value
+    ``nice`` (WORKER_NICE; None: this process's).
     """
     partial = dest.with_name(dest.name + ".part")
     args = _ffmpeg_args(media, stream_index, partial, pad_start)
@@ -200,6 +203,8 @@ async def extract_audio(
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.PIPE,
+            # Set in the child before ffmpeg starts, so its decoder threads inherit it too.
+            preexec_fn=niced_child(nice),
         )
     except OSError as exc:
         raise AudioExtractError(media, f"could not run ffmpeg: {exc}", permanent=False) from exc

@@ -15,10 +15,11 @@ same transaction, so idle workers on every node start at once (queue/wakeups.py)
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import cache
+from pathlib import PurePath
 from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import (
@@ -42,6 +43,7 @@ from sqlalchemy.orm.instrumentation import ClassManager
 
 from transcriptarr.db.database import Database
 from transcriptarr.db.models import (
+    ACTIVE_STATES,
     FINISHED_STATES,
     Job,
     JobState,
@@ -109,6 +111,15 @@ class LeaseStatus:
 
     owned: bool
     cancel_requested: bool = False
+
+
+@dataclass(frozen=True)
+class FileOwners:
+    """Whose files these are, for the sweep of leftover work and spool files (queue/leftovers.py)."""
+
+    live_jobs: frozenset[int] = frozenset()  # of the job ids asked about: queued or processing
+    live_uploads: frozenset[str] = frozenset()  # of the upload names asked about: read by a live job
+    ended_uploads: frozenset[str] = frozenset()  # ...: named only by jobs that ended
 
 
 def _job(row: Any) -> Job:
@@ -605,6 +616,33 @@ class JobQueue:
 
     async def find_live(self, content_key: str) -> Job | None:
         return await self.db.read(lambda conn: _live(conn, content_key))
+
+    async def file_owners(self, *, job_ids: Collection[int] = (), upload_names: Collection[str] = ()) -> FileOwners:
+        """Which of these jobs are queued or processing, and which uploads (file names) live or ended jobs read.
+
+        Names, not paths: another node may reach the same spool under another path."""
+        ids, names = sorted(set(job_ids)), sorted(set(upload_names))
+        live = JOBS.c.state.in_(list(ACTIVE_STATES))
+
+        def tx(conn: Connection) -> FileOwners:
+            live_ids: set[int] = set()
+            for start in range(0, len(ids), 500):
+                batch = ids[start : start + 500]
+                live_ids.update(conn.execute(select(JOBS.c.id).where(JOBS.c.id.in_(batch), live)).scalars())
+            read_live: set[str] = set()
+            read_ended: set[str] = set()
+            for start in range(0, len(names), 50):  # a LIKE each: a few per query
+                wanted = names[start : start + 50]
+                named = or_(*(JOBS.c.upload_path.endswith(name, autoescape=True) for name in wanted))
+                for path, state in conn.execute(select(JOBS.c.upload_path, JOBS.c.state).where(named)):
+                    name = PurePath(path).name
+                    if name in wanted:
+                        (read_live if state in ACTIVE_STATES else read_ended).add(name)
+            return FileOwners(frozenset(live_ids), frozenset(read_live), frozenset(read_ended - read_live))
+
+        if not ids and not names:
+            return FileOwners()
+        return await self.db.read(tx)
 
     async def cleanup(self, *, job_retention: timedelta, result_retention: timedelta) -> int:
         """Delete finished jobs past retention; Bazarr results live at least `result_retention`."""

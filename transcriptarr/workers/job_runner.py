@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import dataclasses
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -33,6 +34,8 @@ from transcriptarr.media.audio import (
 )
 from transcriptarr.media.languages import normalize_language, whisper_code
 from transcriptarr.media.probe import MediaInfo, ProbeError, probe_media
+from transcriptarr.naming import LanguageForm, SubtitleNaming, subtitle_path
+from transcriptarr.queue.leftovers import work_file_path
 from transcriptarr.subtitles.cues import CueRules, build_cues
 from transcriptarr.subtitles.formats import render
 from transcriptarr.subtitles.registry import SubtitleRegistry
@@ -43,21 +46,18 @@ from transcriptarr.subtitles.writer import (
     check_name_length,
     may_write,
     remove_stale_temp_files,
-    sidecar_path,
     write_atomic,
 )
+from transcriptarr.whisper_capabilities import translation_refusal
 from transcriptarr.workers.bundled_models import ModelLoadError
 from transcriptarr.workers.language import detect_language
 from transcriptarr.workers.models import ModelManager
 from transcriptarr.workers.presets import Preset, get_preset
+from transcriptarr.workers.priority import niced_threads
 from transcriptarr.workers.transcribe import Transcript, TranscriptionCancelled, transcribe
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
-
-AUDIO_EXTENSIONS = frozenset({".mp3", ".flac", ".m4a", ".m4b", ".aac", ".ogg", ".opus", ".wav", ".wma", ".alac"})
-# Work files of ours in the work folder; anything matching is removed at start-up.
-WORK_FILE_PREFIX = "job-"
 
 
 class JobFailure(Exception):
@@ -118,18 +118,24 @@ class EngineConfig:
     preferred_audio_languages: tuple[str, ...] = ()
     force_language: str | None = None
     subtitle_format: str = "srt"
-    code_style: str = "alpha2"
+    code_style: LanguageForm = "alpha2"
     marker: str | None = None
+    name_tags: tuple[str, ...] = ()  # SUBTITLE_NAME_TAGS with {model} filled in
     overwrite_foreign: bool = False
     file_mode: int | None = 0o644
     uid: int | None = None
     gid: int | None = None
     work_dir: Path = Path("./data/work")
+    worker_nice: int | None = None  # WORKER_NICE: of the inference threads and ffmpeg (workers/priority.py)
     chunk_seconds: float = 1200.0
     detect_window_seconds: float = 30.0
     detect_offset_seconds: float = 120.0
     detect_windows: int = 3
     cue_rules: CueRules = field(default_factory=CueRules)
+    # Library-wide decoding controls: WHISPER_INITIAL_PROMPT, WHISPER_HOTWORDS, WHISPER_EXTRA_ARGS (checked).
+    initial_prompt: str | None = None
+    hotwords: str | None = None
+    extra_args: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -141,11 +147,13 @@ class Plan:
     target_language: str
 
 
-def plan_task(source: str, target: str | None) -> Plan | str:
-    """Whisper can transcribe, or translate into English; anything else is a reason to skip."""
+def plan_task(source: str, target: str | None, model: str | None = None) -> Plan | str:
+    """Whisper can transcribe, or translate into English (not every `model`); anything else is a reason to skip."""
     if target is None or target == source:
         return Plan(Task.TRANSCRIBE, source, source)
     if target == "en":
+        if model and (refusal := translation_refusal(model)):
+            return f"cannot translate {source} audio into English: {refusal}"
         return Plan(Task.TRANSLATE, source, "en")
     return f"cannot make {target} subtitles from {source} audio: Whisper only transcribes, or translates into English"
 
@@ -155,14 +163,8 @@ class JobRunner:
         self.config = config
         self.models = models
         self.subtitles = subtitles
+        self._inference = niced_threads(config.worker_nice, "inference")
         config.work_dir.mkdir(parents=True, exist_ok=True)
-
-    def remove_stale_work_files(self) -> list[Path]:
-        """Audio left behind by a process that was killed mid-job."""
-        stale = [p for p in self.config.work_dir.glob(f"{WORK_FILE_PREFIX}*") if p.is_file()]
-        for path in stale:
-            path.unlink(missing_ok=True)
-        return stale
 
     async def run(self, ctx: JobContext, *, device: str | None = None) -> Outcome:
         job = ctx.job
@@ -196,7 +198,8 @@ class JobRunner:
             raise _write_failure(exc, job) from None
 
         ctx.enter(Stage.EXTRACTING_AUDIO)
-        work_file = self.config.work_dir / f"{WORK_FILE_PREFIX}{job.id}.pcm"
+        # Named after the job: the sweep of leftovers (queue/leftovers.py) removes it once the job ended.
+        work_file = work_file_path(self.config.work_dir, job.id, ".pcm")
         try:
             audio = await self._extract(media, stream.index, work_file, info)
             return await self._transcribe_and_write(ctx, media, audio, info, known, device)
@@ -208,7 +211,8 @@ class JobRunner:
         job = ctx.job
         if not await asyncio.to_thread(upload.is_file):
             raise JobFailure(f"the uploaded audio of job {job.id} is gone ({upload}); ask again", permanent=True)
-        work_file = self.config.work_dir / f"{WORK_FILE_PREFIX}{job.id}.pcm"
+        # Named after the job: the sweep of leftovers (queue/leftovers.py) removes it once the job ended.
+        work_file = work_file_path(self.config.work_dir, job.id, ".pcm")
         try:
             if job.options.get("encode", False):
                 info = await self._probe(ctx, upload)
@@ -227,7 +231,7 @@ class JobRunner:
                     lambda: _chunks(audio, self.config.chunk_seconds),
                     audio.duration,
                     known,
-                    _preset_for(job),
+                    _preset_for(job, self.config.extra_args),
                 ),
                 ctx=ctx,
             )
@@ -255,7 +259,7 @@ class JobRunner:
 
     async def _extract(self, media: Path, index: int, dest: Path, info: MediaInfo) -> ExtractedAudio:
         try:
-            return await extract_audio(media, index, dest)
+            return await extract_audio(media, index, dest, nice=self.config.worker_nice)
         except AudioExtractError as exc:
             raise JobFailure(str(exc), permanent=exc.permanent) from None
 
@@ -266,12 +270,20 @@ class JobRunner:
         return whisper_code(tag) if tag else None
 
     def _plan_or_skip(self, ctx: JobContext, source: str, how: str) -> Plan | Outcome:
-        plan = plan_task(source, ctx.job.target_language)
+        plan = plan_task(source, ctx.job.target_language, self.config.model)
         if isinstance(plan, str):
-            return self._skip(ctx, plan)
+            return self._cannot(ctx, plan)
         ctx.fields.update(source_language=source, task=plan.task.value)
         ctx.fields["details"] = {**ctx.fields.get("details", {}), "language_from": how}
         return plan
+
+    def _cannot(self, ctx: JobContext, reason: str) -> Outcome:
+        """The model cannot make what the job asks for: a library job is skipped, an upload fails.
+
+        (An upload's skip would be stored as an empty subtitle, which a client takes for "no speech".)"""
+        if ctx.job.upload_path is not None:
+            raise JobFailure(reason, permanent=True)
+        return self._skip(ctx, reason)
 
     def _skip(self, ctx: JobContext, reason: str) -> Outcome:
         log.info("job_skipped", job_id=ctx.job.id, path=ctx.job.media_path, reason=reason)
@@ -281,15 +293,10 @@ class JobRunner:
     def _target_path(self, media: Path, language: str | None) -> Path | None:
         if language is None:
             return None
-        if media.suffix.lower() in AUDIO_EXTENSIONS:
-            return media.with_suffix(".lrc")
-        return sidecar_path(
-            media,
-            language,
-            self.config.subtitle_format,
-            code_style="alpha3" if self.config.code_style == "alpha3" else "alpha2",
-            marker=self.config.marker,
+        naming = SubtitleNaming(
+            self.config.subtitle_format, self.config.code_style, self.config.name_tags, self.config.marker
         )
+        return subtitle_path(media, language, naming)
 
     async def _may_write(self, path: Path, job: Job) -> bool:
         try:
@@ -310,7 +317,7 @@ class JobRunner:
         known: str | None,
         device: str | None,
     ) -> Outcome:
-        preset = _preset_for(ctx.job)
+        preset = _preset_for(ctx.job, self.config.extra_args)
         duration = audio.duration
 
         def chunks() -> Any:
@@ -413,8 +420,9 @@ class JobRunner:
             plan = self._plan_or_skip(ctx, source, "detected")
             if isinstance(plan, Outcome):
                 return plan
-        plan_or_reason = plan_task(source, ctx.job.target_language)
-        assert not isinstance(plan_or_reason, str)
+        plan_or_reason = plan_task(source, ctx.job.target_language, self.config.model)
+        if isinstance(plan_or_reason, str):  # an upload's known language, planned only now
+            return self._cannot(ctx, plan_or_reason)
         plan = plan_or_reason
         ctx.enter(Stage.TRANSLATING if plan.task == Task.TRANSLATE else Stage.TRANSCRIBING)
         transcript = await self._in_thread(
@@ -426,7 +434,9 @@ class JobRunner:
                 task="translate" if plan.task == Task.TRANSLATE else "transcribe",
                 language=source,
                 preset=preset,
-                initial_prompt=ctx.job.options.get("initial_prompt"),
+                # A client's own prompt (Bazarr's initial_prompt) wins over the library-wide one.
+                initial_prompt=ctx.job.options.get("initial_prompt") or self.config.initial_prompt,
+                hotwords=self.config.hotwords,
                 on_progress=ctx.on_progress,
                 should_cancel=ctx.cancelled.is_set,
             ),
@@ -455,7 +465,9 @@ class JobRunner:
 
     async def _in_thread(self, ctx: JobContext, work: Callable[[], T]) -> T:
         """Blocking inference off the event loop; a cancelled caller stops it at the next segment."""
-        future = asyncio.ensure_future(asyncio.to_thread(work))
+        # In a thread at WORKER_NICE (not the default pool, which the HTTP API shares), with this task's log context.
+        loop = asyncio.get_running_loop()
+        future = asyncio.ensure_future(loop.run_in_executor(self._inference, contextvars.copy_context().run, work))
         try:
             return await asyncio.shield(future)
         except asyncio.CancelledError:
@@ -474,9 +486,10 @@ def _write_failure(exc: SubtitleWriteError, job: Job) -> JobFailure:
     return JobFailure(f"{exc}; the job is retried with a growing pause (MAX_RETRIES times)", permanent=False)
 
 
-def _preset_for(job: Job) -> Preset:
-    """The job's quality preset, with a client's `vad_filter=false` honoured (whisper-asr-webservice option)."""
-    preset = get_preset(job.quality)
+def _preset_for(job: Job, extra_args: Mapping[str, Any] | None = None) -> Preset:
+    """The job's quality preset with WHISPER_EXTRA_ARGS on top, and a client's `vad_filter=false` honoured
+    (whisper-asr-webservice option)."""
+    preset = get_preset(job.quality).with_arguments(extra_args or {})
     if job.options.get("vad_filter") is False:
         preset = dataclasses.replace(preset, vad_filter=False)
     return preset

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import re
 import threading
 from collections.abc import AsyncIterator, Callable
@@ -34,12 +33,14 @@ from transcriptarr.workers.bundled_models import (
     resolve_model,
 )
 from transcriptarr.workers.memory import return_freed_memory
+from transcriptarr.workers.priority import take_nice
 
 __all__ = [
     "ModelKey",
     "ModelLoadError",
     "ModelManager",
     "WhisperLoader",
+    "model_problem",
     "resolve_compute_type",
     "resolve_device",
 ]
@@ -97,18 +98,54 @@ def resolve_compute_type(compute_type: str, device: str, device_index: int = 0, 
     return next((t for t in (gpu_auto, *_GPU_FALLBACKS) if t in supported), "float32")
 
 
+def model_problem(model: str, *, model_dir: Path, offline: bool) -> str | None:
+    """Why WHISPER_MODEL cannot be loaded, found before any job runs; None when it can (or will be downloaded).
+
+    Nothing is downloaded here: a size name or hub id is fine while OFFLINE is off (the first
+    job fetches it); with OFFLINE on it must already be in MODEL_DIR.
+    """
+    name = model.strip()
+    if name.startswith(("/", "./", "../", "~")) and not Path(name).expanduser().is_dir():
+        return (
+            f"model folder {name} does not exist: set WHISPER_MODEL to a folder that contains model.bin, "
+            "a size name such as 'small', or bundled:tiny.en / bundled:base"
+        )
+    try:
+        spec = resolve_model(name, model_dir=model_dir, offline=offline)
+    except ModelLoadError as exc:
+        return str(exc)
+    if spec.is_local or not spec.local_files_only:
+        return None
+    from faster_whisper.utils import download_model  # slow imports: only when there is something to look up
+
+    try:
+        # local_files_only: the Hugging Face cache in MODEL_DIR is read, the network never touched.
+        folder = Path(download_model(spec.model, local_files_only=True, cache_dir=spec.download_root))
+    except Exception:  # huggingface_hub's "not in the cache" errors: the same answer as no model.bin
+        folder = None
+    if folder is not None and (folder / "model.bin").is_file():
+        return None
+    return (
+        f"model {name!r} is not in MODEL_DIR {model_dir} and OFFLINE is on: set OFFLINE=false once to download "
+        f"it, set WHISPER_MODEL to a local CTranslate2 model folder, or use bundled:tiny.en / bundled:base "
+        f"({BUNDLED_EXTRA_HINT})"
+    )
+
+
 @dataclass(frozen=True)
 class WhisperLoader:
     """Loads a ``faster_whisper.WhisperModel`` for a key (blocking: call it in a thread).
 
     ``num_workers`` is how many threads may run the *same* model at once;
     set it to the number of concurrent transcription workers, or they queue.
+    ``nice``: the CPU priority of the model's compute threads (WORKER_NICE).
     """
 
     model_dir: Path
     offline: bool = False
     cpu_threads: int = 0
     num_workers: int = 1
+    nice: int | None = 10
 
     def __call__(self, key: ModelKey) -> Any:
         # Imported here so that importing this module (API start-up, unit
@@ -130,7 +167,7 @@ class WhisperLoader:
             )
 
         try:
-            return _in_lower_priority_thread(load)
+            return _in_niced_thread(load, self.nice)
         except Exception as exc:
             raise ModelLoadError(self._explain(exc, key, spec)) from exc
 
@@ -306,20 +343,19 @@ class ModelManager:
         return_freed_memory()
 
 
-def _in_lower_priority_thread(load: Callable[[], Any]) -> Any:
-    """Run `load` in a fresh thread niced by 10, and return its result.
+def _in_niced_thread(load: Callable[[], Any], nice: int | None) -> Any:
+    """Run `load` in a fresh thread at nice value `nice` (WORKER_NICE), and return its result.
 
     CTranslate2's compute threads are created while the model loads and inherit
     that thread's nice value (Linux schedules threads individually), so inference
-    yields the CPU to the event loop: measured here, the HTTP p99 under load fell
-    from 240-340 ms to 128-165 ms and a 230 MB upload from 1.2 s to 0.7 s.
+    yields the CPU to the event loop: measured here at nice 10, the HTTP p99 under
+    load fell from 240-340 ms to 128-165 ms and a 230 MB upload from 1.2 s to 0.7 s.
     """
     result: list[Any] = []
     failure: list[BaseException] = []
 
     def run() -> None:
-        with contextlib.suppress(OSError, AttributeError):
-            os.setpriority(os.PRIO_PROCESS, 0, 10)  # 0 = this thread on Linux
+        take_nice(nice)
         try:
             result.append(load())
         except BaseException as exc:  # handed to the caller's thread below

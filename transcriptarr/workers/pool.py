@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import time
 import weakref
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -112,21 +112,32 @@ class WorkerPool:
             asyncio.create_task(self._worker(worker_id, device, stop, once), name=worker_id)
             for worker_id, device in self.workers()
         ]
-        finished: asyncio.Future[Any] = asyncio.ensure_future(asyncio.gather(*workers))
+        # asyncio.wait, never gather: a gather whose workers were cancelled at the end of the grace
+        # holds a CancelledError nobody reads ("_GatheringFuture exception was never retrieved").
+        finished: asyncio.Future[Any] = (
+            asyncio.ensure_future(asyncio.wait(workers, return_when=asyncio.FIRST_EXCEPTION)) if workers else _done()
+        )
         stopping: asyncio.Future[Any] = asyncio.ensure_future(stop.wait())
         try:
             await asyncio.wait({finished, stopping}, return_when=asyncio.FIRST_COMPLETED)
             if not finished.done():
                 log.info("workers_stopping", running=len(self._running), grace_seconds=self.config.grace_seconds)
-                done, _ = await asyncio.wait({finished}, timeout=self.config.grace_seconds)
-                if not done:
-                    for task in workers:
-                        task.cancel()
-                    await asyncio.gather(*workers, return_exceptions=True)
-            else:
-                finished.result()
+                _, late = await asyncio.wait(workers, timeout=self.config.grace_seconds)
+                await _cancel_all(late)  # past the grace: running jobs are handed back
+        except asyncio.CancelledError:  # run() itself cancelled: hand the running jobs back too
+            await _cancel_all(workers)
+            raise
         finally:
             stopping.cancel()
+            finished.cancel()
+        failures = [
+            (task, exc) for task in workers if task.done() and not task.cancelled() and (exc := task.exception())
+        ]
+        if failures and not stop.is_set():  # a worker died of a bug: the others hand their jobs back, then it is raised
+            await _cancel_all(workers)
+            raise failures[0][1]
+        for task, exc in failures:
+            log.error("worker_crashed", worker=task.get_name(), error=f"{type(exc).__name__}: {exc}")
         return self.summary
 
     async def _worker(self, worker_id: str, device: str, stop: asyncio.Event, once: bool) -> None:
@@ -387,6 +398,21 @@ class WorkerPool:
                 log.info("job_cancel_requested", job_id=job.id, path=job.media_path)
                 ctx.cancelled.set()
                 running.task.cancel()
+
+
+async def _cancel_all(tasks: Collection[asyncio.Task[Any]]) -> None:
+    """Cancel these tasks and wait until each has ended (their exceptions are read by the caller)."""
+    for task in tasks:
+        task.cancel()
+    if pending := [task for task in tasks if not task.done()]:
+        await asyncio.wait(pending)
+
+
+def _done() -> asyncio.Future[Any]:
+    """An already finished future (a pool without workers)."""
+    future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+    future.set_result(None)
+    return future
 
 
 def _log_progress(ctx: JobContext, started: float) -> None:

@@ -7,6 +7,8 @@ and repetition loops that swallow the rest of a file. See docs/presets.md.
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from types import MappingProxyType
 from typing import Any
@@ -55,15 +57,37 @@ class Preset:
     # Feeding the previous text back in is the main cause of repetition loops.
     condition_on_previous_text: bool = False
     # A window counts as silent when no_speech_prob > this and avg_logprob < log_prob_threshold.
-    no_speech_threshold: float = 0.6
+    no_speech_threshold: float | None = 0.6
     # gzip ratio above this = repetitive text: decode again at the next temperature.
-    compression_ratio_threshold: float = 2.4
-    log_prob_threshold: float = -1.0
+    compression_ratio_threshold: float | None = 2.4
+    log_prob_threshold: float | None = -1.0
     # Whisper's "skip silence before suspicious words" check. Off by default: with VAD
     # the silences are already gone, and on clear speech the check was seen to drop
     # whole 30 s windows of real words (tiny.en: 4 cues for 107 s of speech).
     hallucination_silence_threshold: float | None = None
     word_timestamps: bool = True
+    # Further transcribe() arguments from WHISPER_EXTRA_ARGS, passed as given (see with_arguments).
+    extra: tuple[tuple[str, Any], ...] = ()
+
+    def with_arguments(self, arguments: Mapping[str, Any]) -> Preset:
+        """This preset with checked WHISPER_EXTRA_ARGS applied on top (transcriptarr/workers/whisper_args.py).
+
+        An argument the preset has a field for replaces that field, so that the
+        service's own checks (the VAD speech test, the no-speech test) use the
+        same values as faster-whisper; any other argument is passed through.
+        """
+        changes: dict[str, Any] = {}
+        extra = dict(self.extra)
+        for name, value in arguments.items():
+            if name == "temperature":
+                changes["temperatures"] = tuple(value) if isinstance(value, list | tuple) else (value,)
+            elif name == "vad_parameters":
+                changes["vad"] = dataclasses.replace(self.vad, **(value or {}))
+            elif name in _ARGUMENT_FIELDS:
+                changes[name] = value
+            else:
+                extra[name] = value
+        return dataclasses.replace(self, **changes, extra=tuple(extra.items()))
 
     def transcribe_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for ``WhisperModel.transcribe`` or ``BatchedInferencePipeline.transcribe``."""
@@ -86,7 +110,25 @@ class Preset:
             kwargs["batch_size"] = self.batch_size
         else:
             kwargs["hallucination_silence_threshold"] = self.hallucination_silence_threshold
+        kwargs.update(self.extra)
         return kwargs
+
+
+# transcribe() arguments that are Preset fields of the same name.
+_ARGUMENT_FIELDS = frozenset(
+    {
+        "beam_size",
+        "best_of",
+        "patience",
+        "batch_size",
+        "vad_filter",
+        "condition_on_previous_text",
+        "no_speech_threshold",
+        "compression_ratio_threshold",
+        "log_prob_threshold",
+        "hallucination_silence_threshold",
+    }
+)
 
 
 FAST = Preset(

@@ -8,6 +8,7 @@ shifted by the chunk's offset.
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -71,6 +72,7 @@ def transcribe(
     language: str | None = None,
     preset: Preset = DEFAULT_PRESET,
     initial_prompt: str | None = None,
+    hotwords: str | None = None,
     on_progress: Callable[[float], None] | None = None,
     should_cancel: Callable[[], bool] | None = None,
 ) -> Transcript:
@@ -80,6 +82,8 @@ def transcribe(
     ``on_progress`` gets a non-decreasing fraction 0..1 after every segment;
     ``should_cancel`` is polled as often and makes it raise ``TranscriptionCancelled``.
     ``language=None`` lets Whisper detect it on the first chunk with speech.
+    ``initial_prompt`` and ``hotwords``, when given, win over the same names in
+    the preset's extra arguments (a request's prompt over the library-wide one).
     """
     progress = _Progress(duration, on_progress)
     cancelled = should_cancel or _never
@@ -88,6 +92,11 @@ def transcribe(
         language = "en"  # what an English-only model hears, whatever was asked
     found = _Found(language)
     speech: list[tuple[float, float]] | None = [] if preset.vad_filter else None
+    options = preset.transcribe_kwargs()
+    if initial_prompt is not None:
+        options["initial_prompt"] = initial_prompt
+    if hotwords is not None:
+        options["hotwords"] = hotwords
 
     for offset, samples in chunks:
         _check(cancelled)
@@ -98,13 +107,8 @@ def transcribe(
             if not regions:  # nothing to hear: skip the model (and its language guess)
                 progress.report(chunk_end)
                 continue
-        segments, info = pipeline.transcribe(
-            samples,
-            task=task,
-            language=found.language,
-            initial_prompt=initial_prompt,
-            **preset.transcribe_kwargs(),
-        )
+        windows = _fixed_windows(len(samples)) if preset.batched and not preset.vad_filter else {}
+        segments, info = pipeline.transcribe(samples, task=task, language=found.language, **options, **windows)
         with contextlib.closing(segments):  # stops decoding early when cancelled
             for segment in segments:
                 _check(cancelled)
@@ -134,7 +138,16 @@ def _looks_made_up(segment: Any, preset: Preset) -> bool:
     text is deliberately not dropped here: a song's chorus or a repeated line
     compresses like a loop, so loops are left to the cue builder's repeat filter.
     """
+    if preset.no_speech_threshold is None or preset.log_prob_threshold is None:  # turned off (WHISPER_EXTRA_ARGS)
+        return False
     return bool(segment.no_speech_prob > preset.no_speech_threshold and segment.avg_logprob < preset.log_prob_threshold)
+
+
+def _fixed_windows(samples: int, window_seconds: float = 30.0) -> dict[str, Any]:
+    """Plain 30 s windows for the batched pipeline when VAD is off: without VAD it finds no windows itself."""
+    seconds = samples / SAMPLE_RATE
+    starts = [n * window_seconds for n in range(max(1, math.ceil(seconds / window_seconds)))]
+    return {"clip_timestamps": [{"start": start, "end": min(start + window_seconds, seconds)} for start in starts]}
 
 
 class _Found:

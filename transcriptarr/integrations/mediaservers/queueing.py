@@ -41,11 +41,15 @@ async def queue_media_file(
     webhook: Mapping[str, Any],
     *,
     wake: Callable[[], None] = lambda: None,
+    source: Source = Source.WEBHOOK,
+    priority: int | None = None,
 ) -> FileOutcome:
     """Decide for `path` (a local path inside a library) and queue its jobs at webhook priority.
 
     `webhook` goes into the jobs' details, so that the refresh after the subtitle
-    is written knows which server and item to tell.
+    is written knows which server and item to tell. `source` and `priority` change
+    the band (SubGen's /batch is a person's request: manual) or set the priority
+    outright (a renamed file's jobs keep the one they had).
     """
     path = await asyncio.to_thread(os.path.abspath, path)  # the library's form of the path: same job keys
     decision = await library.explain(path)
@@ -54,14 +58,13 @@ async def queue_media_file(
         return FileOutcome(path, False, decision.summary, reasons=decision.reasons)
     info = await asyncio.to_thread(os.stat, path)
     config = library.config
-    priority = job_priority(
-        Source.WEBHOOK, config.priority_order, size=info.st_size, mtime=info.st_mtime, now=time.time()
-    )
+    if priority is None:
+        priority = job_priority(source, config.priority_order, size=info.st_size, mtime=info.st_mtime, now=time.time())
     created, reasons, job_ids = False, [], []
     for target, task in decision.jobs:
         result = await queue.enqueue(
             NewJob(
-                source=Source.WEBHOOK,
+                source=source,
                 task=task,
                 media_path=path,
                 media_size=info.st_size,
@@ -71,7 +74,7 @@ async def queue_media_file(
                 priority=priority,
                 quality=config.quality,
                 media_duration=decision.duration,
-                details={"found_by": str(Source.WEBHOOK), "reason": decision.summary, "webhook": dict(webhook)},
+                details={"found_by": str(source), "reason": decision.summary, "webhook": dict(webhook)},
             )
         )
         job, reason = result.job, result.reason
@@ -81,7 +84,7 @@ async def queue_media_file(
             before = job.priority
             job = await queue.promote(job.id, priority, {"webhook": dict(webhook)})
             if job.priority > before:
-                reason += f"; moved up to webhook priority {priority}"
+                reason += f"; moved up to {source} priority {priority}"
         created |= result.created
         reasons.append(reason)
         job_ids.append(job.id)
