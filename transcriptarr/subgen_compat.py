@@ -548,7 +548,9 @@ def read_subgen(environ: Mapping[str, str], taken: Iterable[str] = ()) -> tuple[
             continue
         values.update(kept)
         uses.append(Use(spelled, shown, kept, "alias" if kept else "same", result.note))
-    if any(use.kind != "unsupported" for use in uses) and "transcriptarr_mode" not in own:
+    if any(use.kind != "unsupported" and set(use.subgen) - _GENERIC_NAMES for use in uses) and (
+        "transcriptarr_mode" not in own
+    ):
         # SubGen always answers Bazarr's /asr beside its folder scans; so does a switched SubGen user's service.
         values["transcriptarr_mode"] = "standalone,provider"
         uses.append(Use((), {}, {"transcriptarr_mode": values["transcriptarr_mode"]}, "implied", _BOTH_MODES))
@@ -556,6 +558,8 @@ def read_subgen(environ: Mapping[str, str], taken: Iterable[str] = ()) -> tuple[
 
 
 _BOTH_MODES: Final = "SubGen always serves Bazarr's /asr beside its folder scans"
+# Names other programs use too: alone, they do not make this a SubGen user's service (and open Bazarr's routes).
+_GENERIC_NAMES: Final = frozenset({"DEBUG", "UPDATE", "APPEND", "MONITOR"})
 
 
 def _found(rule: Rule, environ: Mapping[str, str], own: frozenset[str]) -> Found | None:

@@ -10,6 +10,7 @@ by SubGen's Tautulli payload on `/tautulli` through PATH_MAPPING_FROM/TO.
 from __future__ import annotations
 
 import contextlib
+import glob
 import json
 import os
 import signal
@@ -196,8 +197,9 @@ def test_a_subgen_user_switches_without_changing_anything(tmp_path: Path, episod
         assert {"TRANSCRIBE_FOLDERS", "WEBHOOK_PORT", "TRANSCRIBE_DEVICE", "PATH_MAPPING_FROM"} <= aliases
 
     for media, sidecar in ALREADY_SUBTITLED.items():
-        folder = (library / media).parent
-        assert sorted(p.name for p in folder.glob("*.srt")) == [sidecar], "a second subtitle was written"
+        path = library / media
+        subtitles = sorted(p.name for p in path.parent.glob(f"{glob.escape(path.stem)}.*.srt"))
+        assert subtitles == [sidecar], f"a second subtitle was written next to {path.name}"
 
 
 # Names both projects use with the same meaning (SubGen's and ours).

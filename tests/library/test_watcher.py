@@ -250,3 +250,22 @@ async def test_a_folder_copied_in_is_decided_with_its_subtitle_folder(
     row = await eventually(lambda: index.get(covered), what="the film with subtitles to be decided")
     assert not row.queued and "has French subtitles: Covered.fre.srt (sidecar)" in " ".join(row.reasons)
     assert [job.media_path for job in await make_library.jobs()] == [str(bare)]
+
+
+async def test_with_watching_off_a_file_still_being_written_at_the_scan_is_queued_once_it_settles(
+    make_library: LibraryMaker, kit: Kit, library_dir: Path
+) -> None:
+    """MONITOR=False / LIBRARY_WATCH=false: the start-up scan's fresh files are not left to the next scan."""
+    film = place(kit.french, library_dir / "Film (2020)" / "Film (2020).mkv")  # modified just now
+    library = make_library(stable_seconds=1.0, watch=False)
+    stop = asyncio.Event()
+    task = asyncio.create_task(library.run(stop))
+    try:
+        [job] = await eventually(
+            jobs_for(make_library, film, JobState.QUEUED), what="the settled file to be queued without the watcher"
+        )
+        assert job.media_size == film.stat().st_size
+        await eventually(lambda: _settled(library), what="the waiting room to empty")
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 15)

@@ -370,6 +370,13 @@ def test_each_subgen_variable_is_logged_once_with_its_new_name(monkeypatch: pyte
     assert len(names) == len(set(names)), "a variable was logged twice"
 
 
+def test_a_name_other_programs_use_too_does_not_open_bazarrs_routes(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DEBUG", "true")
+    settings = load_settings()
+    assert settings.log_level == "debug"
+    assert settings.transcriptarr_mode == frozenset({Mode.STANDALONE})
+
+
 def test_without_subgen_variables_nothing_changes() -> None:
     settings = load_settings()
     assert not settings.subgen

@@ -87,16 +87,18 @@ class Library:
         if not self.config.paths:
             log.info("library_disabled", reason="LIBRARY_PATHS is empty")
             return
-        work = [self._scan_periodically(stop)]
+        # The waiting room runs without the watcher too: a file a scan found still being
+        # written is looked at again once it settles, not at the next scan hours later.
+        work = [self._scan_periodically(stop), self._settle(stop)]
         if self.config.watch:
-            work += [self.watcher.run(stop), self._settle(stop)]
+            work.append(self.watcher.run(stop))
         await asyncio.gather(*work)
 
     async def scan(self, *, dry_run: bool = False) -> ScanReport:
         async with self._scanning:
             report = await self.scanner.scan(dry_run=dry_run)
-        if self.config.watch and not dry_run:
-            # Files still being written are left to the watcher's waiting room (else the next scan).
+        if not dry_run:
+            # Files still being written wait in the waiting room until they stop changing.
             for path in report.fresh:
                 self.settling.touch(path)
         return report
