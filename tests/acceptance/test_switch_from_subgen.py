@@ -18,7 +18,6 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -60,9 +59,7 @@ def read_env_file(path: Path) -> dict[str, str]:
 
 def speech_minute(folder: Path) -> Path:
     """Just over a minute (the library skips shorter media): JFK, then silence."""
-    return concat_audio(
-        folder / "speech.wav", [fixture_path("jfk.flac"), make_silence(folder / "silence.wav", 55.0)]
-    )
+    return concat_audio(folder / "speech.wav", [fixture_path("jfk.flac"), make_silence(folder / "silence.wav", 55.0)])
 
 
 @pytest.fixture(scope="module")
