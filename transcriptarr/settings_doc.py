@@ -2,6 +2,7 @@
 
 `python -m transcriptarr.settings_doc env > config/transcriptarr.example.env`
 `python -m transcriptarr.settings_doc markdown` prints the README's reference table.
+`python -m transcriptarr.settings_doc subgen` prints docs/migrating-from-subgen.md's variable table.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import Any
 from pydantic.fields import FieldInfo
 
 from transcriptarr.settings import Settings
+from transcriptarr.subgen_compat import RULES, SHARED_NAMES
 
 _DYNAMIC_DEFAULTS = {"node_name": "(the host name)"}
 
@@ -55,6 +57,20 @@ def render_markdown() -> str:
     return "\n".join(rows) + "\n"
 
 
+def render_subgen_markdown() -> str:
+    """SubGen's variables and what each becomes here, from the one alias table."""
+    rows = ["| SubGen variable | Transcriptarr setting | values / why not |", "|---|---|---|"]
+    for rule in RULES:
+        names = "<br>".join(f"`{v.name}`" + (f" (`{v.old}`)" if v.old else "") for v in rule.reads)
+        ours = "<br>".join(f"`{name.upper()}`" for name in rule.settings) or "—"
+        rows.append(f"| {names} | {ours} | {rule.meaning.replace('|', chr(92) + '|')} |")
+    aliased = {var.name for rule in RULES for var in rule.reads}
+    for name in (name for name in SHARED_NAMES if name not in aliased):
+        rows.append(f"| `{name}` | `{name}` | the same name and values |")
+    return "\n".join(rows) + "\n"
+
+
+_RENDERERS = {"env": render_env, "markdown": render_markdown, "subgen": render_subgen_markdown}
+
 if __name__ == "__main__":
-    kind = sys.argv[1] if len(sys.argv) > 1 else "env"
-    sys.stdout.write(render_env() if kind == "env" else render_markdown())
+    sys.stdout.write(_RENDERERS[sys.argv[1] if len(sys.argv) > 1 else "env"]())
