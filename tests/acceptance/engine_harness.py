@@ -29,6 +29,8 @@ def engine_settings(tmp_path: Path, **overrides: Any) -> Settings:
         "log_format": "json",
         "retry_backoff_seconds": 0,
         "model_idle_unload_seconds": 0,
+        # Timing bounds in these tests must not depend on what else the machine runs.
+        "worker_nice": 0,
     }
     values.update(overrides)
     return load_settings(**values)

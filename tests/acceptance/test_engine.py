@@ -218,12 +218,13 @@ async def test_multilingual_model_detects_language_and_translates_to_english(tmp
     german_movie = make_video(lib / "Der Film.mkv", [(german, None, True)])  # untagged: detection decides
     spanish_movie = make_video(lib / "La Pelicula.mkv", [(spanish, None, True)])
     settings = engine_settings(tmp_path, whisper_model="bundled:base", target_languages="en")
-    (translated,) = await process(settings, [german_movie], target_language="en")
+    # What a client recorded with the job survives language detection and completion.
+    (translated,) = await process(settings, [german_movie], target_language="en", details={"client": "test"})
     (original,) = await process(settings, [spanish_movie])
 
     assert translated.state == JobState.COMPLETED, translated.error
     assert translated.source_language == "de" and translated.task == "translate"
-    assert translated.details["language_from"] == "detected"
+    assert translated.details["language_from"] == "detected" and translated.details["client"] == "test"
     _, english = srt_text(lib / "Der Film.en.srt")
     assert len({"good", "morning", "park", "friends", "weather", "today", "nice"} & set(english.split())) >= 3, english
 

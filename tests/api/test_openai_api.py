@@ -254,6 +254,42 @@ def test_prompt_language_and_temperature_go_with_the_job(service: LiveService, j
     assert other.id != job.id and "initial_prompt" not in other.options
 
 
+def test_home_assistant_request(service: LiveService, jfk_pcm: bytes) -> None:
+    """The form Home Assistant's OpenAI STT integration (einToast/openai_stt_ha) posts with httpx: its microphone's
+    PCM as WAV, its language as a BCP 47 tag, an empty prompt, the temperature as text; it reads error.message."""
+    audio = wav(unique(jfk_pcm, 14))
+    form = {
+        "file": ("whisper_audio.wav", audio, "audio/wav"),
+        "model": (None, "gpt-4o-mini-transcribe"),
+        "language": (None, "en-US"),
+        "prompt": (None, ""),
+        "temperature": (None, "0"),
+        "response_format": (None, "json"),
+    }
+    answer = requests.post(
+        f"{service.url}/v1/audio/transcriptions", files=form, headers={"Authorization": f"Bearer {KEY}"}, timeout=60
+    )
+    assert answer.status_code == 200, answer.text
+    assert says_jfk(answer.json()["text"])
+    [job] = jobs_of(service, audio, language="en")
+    assert job.source_language == "en" and "initial_prompt" not in job.options
+    form["language"] = (None, "xx-YY")
+    refused = requests.post(
+        f"{service.url}/v1/audio/transcriptions", files=form, headers={"Authorization": f"Bearer {KEY}"}, timeout=60
+    )
+    assert refused.status_code == 400 and "'xx-YY'" in refused.json()["error"]["message"]
+
+
+def test_silence_is_an_empty_transcript(service: LiveService) -> None:
+    silence = wav(b"\x00\x00" * 16_000 * 4)
+    assert client(service).audio.transcriptions.create(model="whisper-1", file=("silence.wav", silence)).text == ""
+    srt_body = client(service).audio.transcriptions.create(
+        model="whisper-1", file=("silence.wav", silence), response_format="srt"
+    )
+    assert srt_body == ""
+    assert len(jobs_of(service, silence)) == 1
+
+
 def test_a_job_longer_than_the_read_timeout_is_kept_alive(service: LiveService, long_pcm: bytes) -> None:
     """Interim 100 Continue responses restart the client's read timeout (1 s here) while the job runs."""
     started = time.monotonic()

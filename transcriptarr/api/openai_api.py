@@ -188,7 +188,7 @@ async def _audio(request: web.Request, task: Task) -> web.StreamResponse:
         raise
     request.app[METRICS].upload_received(form.file.size, form.file.seconds)
     pcm: Path | None = None
-    handed_over = False
+    handed_over = admitted = False
     try:
         params = parse_request(form, task)
         if task == Task.TRANSLATE and (refusal := translation_refusal(parts.settings.whisper_model)):
@@ -197,6 +197,7 @@ async def _audio(request: web.Request, task: Task) -> web.StreamResponse:
             raise OpenAIError(400, f"the file {form.file.filename!r} is empty", param=FILE_FIELD)
         key = content_key(form.file.sha256, params)
         stored = await parts.queue.find_result(key)
+        admitted = stored is not None
         if stored is not None:
             log.info("openai_answered_from_result", job_id=stored.id, route=route, bytes=form.file.size)
             return _job_answer(stored, params)
@@ -205,12 +206,15 @@ async def _audio(request: web.Request, task: Task) -> web.StreamResponse:
             created = False
             if job is None:
                 pcm = config.spool_dir / f"{form.file.path.name}.pcm"
-                duration = await _decode(form, pcm, parts.settings.preferred_audio_languages)
+                duration = await _decode(
+                    form, pcm, parts.settings.preferred_audio_languages, timeout=config.max_wait_seconds
+                )
                 result = await parts.queue.enqueue(_new_job(request, form, params, key, pcm, duration))
                 job, created = result.job, result.created
                 handed_over = created
                 if created:
                     parts.pool.wake()
+            admitted = True
             log.info(
                 "openai_request_queued" if created else "openai_request_attached",
                 job_id=job.id,
@@ -223,7 +227,8 @@ async def _audio(request: web.Request, task: Task) -> web.StreamResponse:
             )
             return await _wait_and_answer(request, config, job.id, events, params)
     except OpenAIError as exc:
-        log.info("upload_rejected", route=route, status=exc.status, reason=exc.message, client=request.remote)
+        if not admitted:  # the job's own end (a timeout, a cancellation) is logged where it happens
+            log.info("upload_rejected", route=route, status=exc.status, reason=exc.message, client=request.remote)
         raise
     finally:
         await asyncio.to_thread(form.file.path.unlink, missing_ok=True)  # the job reads the decoded PCM
@@ -231,13 +236,21 @@ async def _audio(request: web.Request, task: Task) -> web.StreamResponse:
             await asyncio.to_thread(pcm.unlink, missing_ok=True)
 
 
-async def _decode(form: Form, dest: Path, preferred_languages: list[str]) -> float:
-    """The upload as 16 kHz mono PCM in `dest` (what a Bazarr upload holds); its duration in seconds."""
+async def _decode(
+    form: Form,
+    dest: Path,
+    preferred_languages: list[str],
+    *,
+    timeout: float,  # noqa: ASYNC109 - ffmpeg's own limit, passed on
+) -> float:
+    """The upload as 16 kHz mono PCM in `dest` (what a Bazarr upload holds); its duration in seconds.
+
+    ffmpeg runs as a child process, so the event loop goes on serving while it decodes."""
     name = form.file.filename
     try:
         info = await probe_media(form.file.path)
         stream, _ = choose_audio_track(info, preferred_languages)
-        audio = await extract_audio(form.file.path, stream.index, dest)
+        audio = await extract_audio(form.file.path, stream.index, dest, timeout=timeout)
     except NoAudioError:
         raise OpenAIError(400, f"the file {name!r} has no audio stream; send audio, or a video with sound") from None
     except (ProbeError, AudioExtractError) as exc:

@@ -82,7 +82,12 @@ async def watch_database(db: Database, stop: asyncio.Event, *, every: float = 5.
                 retry_seconds=every,
                 hint=(
                     "Transcriptarr keeps running and retrying: jobs wait, finished results are stored once "
-                    "the database is back; check that the database server is running and reachable"
+                    "the database is back; "
+                    + (
+                        "check that the SQLite file and its folder are there and writable"
+                        if db.backend.is_sqlite
+                        else "check that the database server is running and reachable"
+                    )
                 ),
             )
         elif health.ok and down_since is not None:

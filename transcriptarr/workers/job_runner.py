@@ -274,7 +274,7 @@ class JobRunner:
         if isinstance(plan, str):
             return self._cannot(ctx, plan)
         ctx.fields.update(source_language=source, task=plan.task.value)
-        ctx.fields["details"] = {**ctx.fields.get("details", {}), "language_from": how}
+        ctx.fields["details"] = {**ctx.fields.get("details", ctx.job.details), "language_from": how}
         return plan
 
     def _cannot(self, ctx: JobContext, reason: str) -> Outcome:
@@ -371,7 +371,7 @@ class JobRunner:
                     await self.subtitles.forget(path)
             raise _write_failure(exc, ctx.job) from None
         details = {
-            **ctx.fields.get("details", {}),
+            **ctx.fields.get("details", ctx.job.details),
             "cues": len(cues),
             "words": len(transcript.words),
             "model": self.config.model,

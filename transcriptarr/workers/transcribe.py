@@ -150,6 +150,33 @@ def _fixed_windows(samples: int, window_seconds: float = 30.0) -> dict[str, Any]
     return {"clip_timestamps": [{"start": start, "end": min(start + window_seconds, seconds)} for start in starts]}
 
 
+# Words that the alignment piles onto one instant were not heard: this many in a row, each
+# lasting no time, is a repetition the model made up (tiny models sometimes write a window's
+# sentence twice; the copy gets no audio of its own, so every word of it lands on one frame).
+_COLLAPSED_RUN_WORDS = 6
+_NO_TIME = 0.02  # seconds: one alignment frame
+
+
+def drop_collapsed_runs(words: list[Word]) -> list[Word]:
+    """``words`` less every run of words crammed into no time (a made-up repetition)."""
+    kept: list[Word] = []
+    run: list[Word] = []
+    for word in [*words, None]:
+        no_time = word is not None and word.end - word.start <= _NO_TIME
+        if word is not None and no_time and (not run or word.start - run[0].start <= _NO_TIME):
+            run.append(word)
+            continue
+        if len(run) < _COLLAPSED_RUN_WORDS:
+            kept.extend(run)
+        run = []
+        if word is not None:
+            if no_time:
+                run.append(word)
+            else:
+                kept.append(word)
+    return kept
+
+
 class _Found:
     """Accumulates segments and words, and the language once it is known."""
 
@@ -167,12 +194,22 @@ class _Found:
         text = segment.text.strip()
         if not text:
             return
-        self.segments.append(SegmentText(clamp(segment.start), clamp(segment.end), text))
-        for word in segment.words or ():
-            start, end = clamp(word.start), clamp(word.end)
-            self.words.append(
-                Word(start=start, end=max(start, end), text=word.word, probability=float(word.probability))
+        words = [
+            Word(
+                start=clamp(w.start),
+                end=max(clamp(w.start), clamp(w.end)),
+                text=w.word,
+                probability=float(w.probability),
             )
+            for w in segment.words or ()
+        ]
+        kept = drop_collapsed_runs(words)
+        if len(kept) < len(words):
+            text = "".join(word.text for word in kept).strip()
+            if not text:
+                return
+        self.segments.append(SegmentText(clamp(segment.start), clamp(segment.end), text))
+        self.words.extend(kept)
 
     def settle_language(self, info: Any) -> None:
         # Fixed by the first chunk that produced text, so that later chunks of
