@@ -31,6 +31,8 @@ def engine_settings(tmp_path: Path, **overrides: Any) -> Settings:
         "model_idle_unload_seconds": 0,
         # Timing bounds in these tests must not depend on what else the machine runs.
         "worker_nice": 0,
+        # Temperature 0 without fallback: a test that checks words sees the same words on every run.
+        "whisper_extra_args": {"temperature": 0.0},
     }
     values.update(overrides)
     return load_settings(**values)

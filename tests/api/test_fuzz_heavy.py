@@ -91,6 +91,8 @@ class ServiceProcess:
             "HTTP_HOST": "127.0.0.1",
             "HTTP_PORT": str(self.port),
             "SHUTDOWN_GRACE_SECONDS": "1",
+            # Temperature 0 without fallback: the same words on every run.
+            "WHISPER_EXTRA_ARGS": '{"temperature": 0.0}',
             **env,
         }
         self.process: subprocess.Popen[bytes] | None = None
