@@ -9,7 +9,12 @@ Names, with SUBTITLE_NAME_TAGS before the language and SUBTITLE_MARKER after it:
     Movie.en.srt                   the default
     Movie.subgen.medium.eng.srt    SUBTITLE_NAME_TAGS=subgen|{model}, SUBTITLE_LANGUAGE_CODE=alpha3 (SubGen's)
     Movie.en.transcriptarr.srt     SUBTITLE_MARKER=transcriptarr
-    Song.lrc                       an audio file: one lyrics file, whatever the language
+    Song.lrc                       an audio file: one lyrics file, whatever the language (AUDIO_LYRICS)
+    Song.en.srt                    an audio file with AUDIO_LYRICS=false: named like a video's
+
+Audio files are those of LIBRARY_AUDIO_EXTENSIONS and the common audio extensions, less
+LIBRARY_VIDEO_EXTENSIONS (transcriptarr/media_kinds.py), so that the library rules, the
+worker and the Bazarr integration agree on which files get lyrics.
 
 The language forms are SubGen's five (SUBTITLE_LANGUAGE_NAMING_TYPE): ISO 639-1
 (alpha2), ISO 639-2/B (alpha3), ISO 639-2/T (alpha3t), the English name (name) and
@@ -28,13 +33,13 @@ from typing import TYPE_CHECKING, Final, Literal, get_args
 from babelfish import Error as BabelfishError
 from babelfish import Language
 
+from transcriptarr.media_kinds import COMMON_AUDIO_EXTENSIONS, DEFAULT_VIDEO_EXTENSIONS, audio_file_extensions
 from transcriptarr.subtitles.writer import language_code
 
 if TYPE_CHECKING:
     from transcriptarr.settings import Settings
 
 __all__ = [
-    "AUDIO_EXTENSIONS",
     "LANGUAGE_FORMS",
     "LanguageForm",
     "SubtitleNaming",
@@ -43,9 +48,6 @@ __all__ = [
     "model_label",
     "subtitle_path",
 ]
-
-# Audio files get lyrics (.lrc) rather than a subtitle per language.
-AUDIO_EXTENSIONS: Final = frozenset({".mp3", ".flac", ".m4a", ".m4b", ".aac", ".ogg", ".opus", ".wav", ".wma", ".alac"})
 
 LanguageForm = Literal["alpha2", "alpha3", "alpha3t", "name", "native"]
 LANGUAGE_FORMS: Final[tuple[str, ...]] = get_args(LanguageForm)
@@ -102,32 +104,48 @@ _WHISPER_ALIASES: Final = MappingProxyType({"jw": "jv"})
 
 @dataclass(frozen=True)
 class SubtitleNaming:
-    """How subtitle files are named (SUBTITLE_FORMAT, SUBTITLE_LANGUAGE_CODE, SUBTITLE_NAME_TAGS, SUBTITLE_MARKER)."""
+    """How subtitle files are named (SUBTITLE_FORMAT, SUBTITLE_LANGUAGE_CODE, SUBTITLE_NAME_TAGS, SUBTITLE_MARKER,
+    AUDIO_LYRICS with the audio extensions)."""
 
     fmt: str = "srt"
     language_form: LanguageForm = "alpha2"
     tags: tuple[str, ...] = ()  # before the language, {model} already replaced
     marker: str | None = None  # after the language
+    # Media with these extensions get one <stem>.lrc; empty with AUDIO_LYRICS=false.
+    lyrics_extensions: frozenset[str] = COMMON_AUDIO_EXTENSIONS
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SubtitleNaming:
         model = model_label(settings.whisper_model)
+        video = settings.library_video_extensions
+        audio = audio_file_extensions(
+            DEFAULT_VIDEO_EXTENSIONS if video is None else video, settings.library_audio_extensions
+        )
         return cls(
             fmt=settings.subtitle_format,
             language_form=settings.subtitle_language_code,
             tags=tuple(tag.replace(MODEL_PLACEHOLDER, model) for tag in settings.subtitle_name_tags),
             marker=settings.subtitle_marker,
+            lyrics_extensions=audio if settings.audio_lyrics else frozenset(),
         )
+
+    def gets_lyrics(self, media: PurePath) -> bool:
+        """An audio file while AUDIO_LYRICS is on: one .lrc, whatever the language."""
+        return media.suffix.lower() in self.lyrics_extensions
+
+    def format_for(self, media: PurePath) -> str:
+        """What the writer renders for `media`: lrc for lyrics, else SUBTITLE_FORMAT."""
+        return "lrc" if self.gets_lyrics(media) else self.fmt.lower().lstrip(".")
 
 
 def subtitle_path(media: Path, language: str, naming: SubtitleNaming) -> Path:
     """The subtitle file for ``media`` in ``language``: ``<stem>[.<tags>].<lang>[.<marker>].<fmt>``, or
-    ``<stem>.lrc`` for an audio file. Raises ValueError for a name part that is not a plain name."""
-    if media.suffix.lower() in AUDIO_EXTENSIONS:
+    ``<stem>.lrc`` for an audio file (AUDIO_LYRICS). Raises ValueError for a name part that is not a plain name."""
+    if naming.gets_lyrics(media):
         return media.with_suffix(".lrc")
     parts = [*naming.tags, language_label(language, naming.language_form)]
     parts += [naming.marker] if naming.marker else []
-    parts.append(naming.fmt.lower().lstrip("."))
+    parts.append(naming.format_for(media))
     for part in parts:
         check_name_part(part)
     return media.with_name(".".join([media.stem, *parts]))

@@ -14,8 +14,10 @@ import structlog
 
 from transcriptarr.db.database import Database
 from transcriptarr.db.outage import watch_database
-from transcriptarr.db.problems import unreachable_message
+from transcriptarr.db.problems import sqlite_file, sqlite_problem, unreachable_message
 from transcriptarr.db.sqlite_lock import SqliteInUse, in_use_message, sqlite_node_lock
+from transcriptarr.db.sqlite_watch import SqliteFileWatch, watch_sqlite_file
+from transcriptarr.fd_limit import raise_open_files_limit
 from transcriptarr.integrations.bazarr_sync import bazarr_sync_from_settings
 from transcriptarr.integrations.followups import FollowUps
 from transcriptarr.integrations.paths import PathMapper
@@ -78,16 +80,14 @@ def engine_config(settings: Settings) -> EngineConfig:
         cpu_fallback=settings.cpu_fallback,
         preferred_audio_languages=tuple(settings.preferred_audio_languages),
         force_language=settings.force_language,
-        subtitle_format=settings.subtitle_format,
-        code_style=settings.subtitle_language_code,
-        marker=settings.subtitle_marker,
-        name_tags=SubtitleNaming.from_settings(settings).tags,
+        naming=SubtitleNaming.from_settings(settings),
         overwrite_foreign=settings.overwrite_foreign_subtitles,
         file_mode=int(settings.file_mode, 8) if settings.file_mode else None,
         uid=settings.puid,
         gid=settings.pgid,
         work_dir=JobFolders.from_settings(settings).work_dir,
         worker_nice=settings.worker_nice,
+        checkpoint_seconds=settings.checkpoint_seconds,
         detect_window_seconds=settings.language_detect_window_seconds,
         detect_offset_seconds=settings.language_detect_offset_seconds,
         detect_windows=settings.language_detect_windows,
@@ -146,7 +146,7 @@ async def build(settings: Settings) -> AsyncIterator[Components]:
 
         events = JobEvents()
         paths = PathMapper.parse(settings.path_mappings)
-        followups = build_followups(settings, paths)
+        followups = build_followups(settings, paths, db)
         pool = WorkerPool(
             queue,
             workers,
@@ -161,7 +161,8 @@ async def build(settings: Settings) -> AsyncIterator[Components]:
                 progress_log_seconds=settings.progress_log_seconds,
             ),
             events,
-            after_job=followups.submit if followups else None,
+            after_job=followups.nudge if followups else None,
+            followups=followups.plan if followups else None,  # stored with each result (integrations/followups.py)
         )
         library = None
         if settings.standalone_enabled and settings.discovery_enabled and settings.library_paths:
@@ -188,11 +189,13 @@ async def run_service(settings: Settings, *, once: bool = False) -> int:
     """Run until SIGTERM/SIGINT (or, with `once`, until the queue is empty). Exit status."""
     configure_logging(settings.log_level, settings.log_format)
     log_subgen_settings(settings.subgen)  # each SubGen variable read, once, with its name here
+    raise_open_files_limit()  # soft to hard: HTTP connections, ffprobe and the database share it
     stop = asyncio.Event()
     _install_signal_handlers(stop)
     try:
-        async with build(settings) as parts, _only_node_on_sqlite(parts):
-            return await _serve(parts, stop, once=once)
+        # The SQLite lock is taken before the database is opened and let go after it is closed (db/sqlite_lock.py).
+        async with _sqlite_file_lock(settings) as watch, build(settings) as parts, _only_node_on_sqlite(parts):
+            return await _serve(parts, stop, once=once, sqlite_watch=watch)
     except StartupError as exc:
         log.error("startup_failed", error=str(exc))
         return 1
@@ -209,22 +212,39 @@ def node_role(settings: Settings, pool: WorkerPool, *, once: bool = False) -> st
 
 
 @contextlib.asynccontextmanager
-async def _only_node_on_sqlite(parts: Components) -> AsyncIterator[None]:
+async def _sqlite_file_lock(settings: Settings) -> AsyncIterator[SqliteFileWatch | None]:
     """SQLite supports one node: refuse to start beside another (transcriptarr/db/sqlite_lock.py)."""
-    if not parts.db.backend.is_sqlite or not parts.db.url.database:
-        yield
+    url = settings.async_database_url
+    path = sqlite_file(url)
+    if path is None:
+        yield None
         return
-    try:
-        with sqlite_node_lock(parts.db.url.database, parts.settings.node_name) as database:
-            other = await parts.workers.live_node_elsewhere(parts.settings.node_name)
-            if other is not None:
-                raise SqliteInUse(in_use_message(database, other.name, other.pid or "unknown", other.host))
-            yield
-    except SqliteInUse as exc:
-        raise StartupError(str(exc)) from None
+    with contextlib.ExitStack() as held:
+        try:
+            locked = held.enter_context(sqlite_node_lock(str(path), settings.node_name))
+        except SqliteInUse as exc:
+            raise StartupError(str(exc)) from None
+        except OSError as exc:  # the folder or the file cannot be created or opened
+            raise StartupError(
+                sqlite_problem(url) or f"cannot open the SQLite database {path}: {exc.strerror}; check DATABASE_URL"
+            ) from None
+        yield SqliteFileWatch(locked.path, locked.fd)
 
 
-async def _serve(parts: Components, stop: asyncio.Event, *, once: bool) -> int:
+@contextlib.asynccontextmanager
+async def _only_node_on_sqlite(parts: Components) -> AsyncIterator[None]:
+    """Nor beside a live node of another host: a lock may not reach across a network share."""
+    path = sqlite_file(parts.db.url)
+    if path is not None:
+        other = await parts.workers.live_node_elsewhere(parts.settings.node_name)
+        if other is not None:
+            raise StartupError(in_use_message(path.resolve(), other.name, other.pid or "unknown", other.host))
+    yield
+
+
+async def _serve(
+    parts: Components, stop: asyncio.Event, *, once: bool, sqlite_watch: SqliteFileWatch | None = None
+) -> int:
     settings = parts.settings
     # A live node renews its row every lease/3: two renewals and some slack tell a living twin from a dead one.
     twin = await same_name_still_running(parts.workers, settings.node_name, watch_seconds=settings.lease_seconds)
@@ -235,6 +255,8 @@ async def _serve(parts: Components, stop: asyncio.Event, *, once: bool) -> int:
         )
     warn_about_whisper_settings(settings)
     recovered = await parts.queue.recover_node(settings.node_name)
+    if parts.followups:  # what was pending at the last stop, this node's cut-short attempts included
+        await parts.followups.start()
     # Spool and work files of jobs that ended (a cancelled upload, a killed attempt's audio); live ones stay.
     removed = await remove_leftovers(parts.queue, JobFolders.from_settings(settings), when="start-up")
     if parts.pool.workers():
@@ -262,6 +284,8 @@ async def _serve(parts: Components, stop: asyncio.Event, *, once: bool) -> int:
         ),
         asyncio.create_task(watch_database(parts.db, stop)),  # says when the database goes away and comes back
     ]
+    if sqlite_watch is not None:  # deleted, replaced or linked: stop (db/sqlite_watch.py)
+        background.append(asyncio.create_task(watch_sqlite_file(sqlite_watch, stop)))
     if parts.pool.workers() and parts.db.backend.name == "postgresql":
         from transcriptarr.queue.wakeups import JobWakeups  # asyncpg: PostgreSQL only
 
@@ -297,6 +321,9 @@ async def _serve(parts: Components, stop: asyncio.Event, *, once: bool) -> int:
     stop.set()
     await asyncio.gather(*background, return_exceptions=True)
     log.info("service_stopped", **summary.__dict__)
+    if sqlite_watch is not None and sqlite_watch.problem is not None:
+        parts.db.truncate_journal_at_close()  # SQLite would leave it beside the file that replaced ours
+        return 1
     return 1 if once and summary.failed else 0
 
 

@@ -185,6 +185,12 @@ class Settings(BaseSettings):
     shutdown_grace_seconds: float = Field(
         30, ge=0, description="On SIGTERM, let running jobs finish this long, then hand them back to the queue."
     )
+    checkpoint_seconds: float = Field(
+        30,
+        ge=0,
+        description="A running transcription stores what it finished every this many seconds of audio, so that a "
+        "restart continues from there instead of starting over (0: never).",
+    )
     whisper_initial_prompt: str | None = Field(
         None, description="Text Whisper reads as if it came before the audio: names, spelling, style (docs/presets.md)."
     )
@@ -268,6 +274,10 @@ class Settings(BaseSettings):
     subtitle_marker: str | None = Field(
         None, description="Extra name part (Movie.en.MARKER.srt); Bazarr ignores such names."
     )
+    audio_lyrics: bool = Field(
+        True,
+        description="Audio files get one .lrc lyrics file; false: a subtitle per wanted language like video.",
+    )
     overwrite_foreign_subtitles: bool = Field(False, description="Replace subtitles we did not write.")
     puid: int | None = Field(None, ge=0, description="Owner uid of written files.")
     pgid: int | None = Field(None, ge=0, description="Owner gid of written files.")
@@ -292,6 +302,27 @@ class Settings(BaseSettings):
         "0.0.0.0 with it (the container image sets 0.0.0.0).",
     )
     http_port: int = Field(9000, ge=1, le=65535, description="Port of the HTTP server.")
+    http_max_connections: int = Field(
+        1024,
+        ge=1,
+        description="HTTP connections open at once, all clients; lowered to what the open-files limit allows. "
+        "When full, the connection idle longest is closed, or the new one gets a 503.",
+    )
+    http_max_connections_per_client: int = Field(
+        256,
+        ge=1,
+        description="HTTP connections open at once from one address; more get a 503 (raise it behind a proxy).",
+    )
+    http_header_timeout_seconds: float = Field(
+        10,
+        gt=0,
+        le=600,
+        description="A request's headers must arrive within this long, or the connection is closed "
+        "(uploads and long waits are not limited).",
+    )
+    http_keepalive_timeout_seconds: float = Field(
+        75, gt=0, le=3600, description="A kept-alive HTTP connection idle this long is closed."
+    )
     http_path_prefix: str = Field(
         "", description="Also serve /asr, /detect-language and /status under this prefix, e.g. /whisper."
     )

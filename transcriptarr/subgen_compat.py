@@ -381,11 +381,11 @@ RULES: Final[tuple[Rule, ...]] = (
         _model_unload,
         "MODEL_CLEANUP_DELAY seconds; 0 (never) when CLEAR_VRAM_ON_COMPLETE is false",
     ),
-    _on_is_same(
+    _flag_rule(
         Var("LRC_FOR_AUDIO_FILES"),
+        "audio_lyrics",
         True,
-        "audio files always get one .lrc here",
-        "audio files always get one .lrc lyrics file here, not an .srt",
+        meaning="true: one .lrc per audio file; false: a subtitle per wanted language, named like a video's",
     ),
     _on_is_same(
         Var("SKIP_IF_TARGET_SUBTITLES_EXIST", "SKIP_IF_TO_TRANSCRIBE_SUB_ALREADY_EXIST"),

@@ -41,6 +41,10 @@ if ! env | grep -qi '^HTTP_HOST=' && ! grep -Eqi '^[[:space:]]*(export[[:space:]
     export HTTP_HOST=0.0.0.0
 fi
 
+# The open-files soft limit up to the hard one (often 1,024 of 524,288): every HTTP connection takes one.
+# The service raises it itself too; here it also covers other commands. Failing is harmless.
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+
 if [ "$(id -u)" -ne 0 ]; then
     exec "$@"
 fi

@@ -17,6 +17,7 @@ import pytest
 import structlog
 
 from tests.integrations.fake_bazarr import FakeBazarr, lang
+from tests.polling import eventually
 from transcriptarr.db.database import Database
 from transcriptarr.db.models import Job, JobState, Source, Task
 from transcriptarr.integrations.bazarr_api import BazarrClient, BazarrConfigError, WantedLanguage
@@ -32,7 +33,8 @@ from transcriptarr.integrations.bazarr_sync import (
 )
 from transcriptarr.integrations.followups import FollowUps
 from transcriptarr.integrations.paths import PathMapper
-from transcriptarr.integrations.wiring import build_followups
+from transcriptarr.integrations.wiring import followup_actions
+from transcriptarr.queue.followups import FollowUpStore
 from transcriptarr.queue.jobqueue import JobQueue
 from transcriptarr.settings import to_async_url
 
@@ -408,11 +410,20 @@ async def test_the_fake_is_as_strict_as_bazarr(bazarr: FakeBazarr) -> None:
 # --- after the job wrote the subtitle -------------------------------------------------------------------------
 
 
-async def run_followups(action: BazarrNotify, jobs: list[Job], **options: Any) -> None:
-    followups = FollowUps([action], **options)
+async def run_followups(queue: JobQueue, action: BazarrNotify, jobs: list[Job], **options: Any) -> None:
+    """Store the jobs' follow-ups as their completion would, and run them until none is pending."""
+    followups = FollowUps([action], FollowUpStore(queue.db), node="test-node", **options)
     for job in jobs:
-        followups.submit(job)
-    await followups.drain(seconds=30)
+        await followups.store.add(job, followups.plan(job))
+    followups.nudge()
+
+    async def settled() -> bool:
+        return followups.pending == 0 and await followups.store.count_pending() == 0
+
+    try:
+        await eventually(settled, "the follow-ups", timeout=30)
+    finally:
+        await followups.drain(seconds=30)
 
 
 async def test_bazarr_rescans_the_series_or_movie_after_a_completed_job(
@@ -429,7 +440,7 @@ async def test_bazarr_rescans_the_series_or_movie_after_a_completed_job(
     assert not action.wants(skipped)  # nothing was written
 
     with structlog.testing.capture_logs() as logs:
-        await run_followups(action, [episode, movie, skipped, brazil])
+        await run_followups(queue, action, [episode, movie, skipped, brazil])
 
     [series_scan] = bazarr.calls_to("PATCH", "/api/series")
     assert series_scan.query == [("seriesid", "1"), ("action", "scan-disk")] and series_scan.authorised
@@ -453,7 +464,7 @@ async def test_upload_mode_posts_bazarrs_form_fields_and_the_file(
     Path(str(movie.result_path)).write_text("1\n00:00:01,000 --> 00:00:02,000\n[Music]\n\n", encoding="utf-8")
 
     with structlog.testing.capture_logs() as logs:
-        await run_followups(BazarrNotify(bazarr.url, bazarr.api_key, mode="upload"), [episode, movie])
+        await run_followups(queue, BazarrNotify(bazarr.url, bazarr.api_key, mode="upload"), [episode, movie])
 
     uploads = {upload.kind: upload for upload in bazarr.uploads}
     assert uploads["episode"].form == {
@@ -480,7 +491,7 @@ async def test_a_refused_key_is_not_retried_by_the_followup(
     episode = await finish(queue, (await jobs_by_path(queue))[str(local_path(tmp_path, EP1))], subtitle="en")
 
     with structlog.testing.capture_logs() as logs:
-        await run_followups(BazarrNotify(bazarr.url, "wrong"), [episode], first_delay=0.01, attempts=4)
+        await run_followups(queue, BazarrNotify(bazarr.url, "wrong"), [episode], first_delay=0.01, attempts=4)
 
     [refused] = bazarr.calls_to("PATCH", "/api/series")  # one try only
     assert not refused.authorised
@@ -492,7 +503,7 @@ def test_the_followup_is_wired_from_the_settings(tmp_path: Path) -> None:
     from tests.acceptance.engine_harness import engine_settings
 
     configured = engine_settings(tmp_path, bazarr_url="http://bazarr:6767/bazarr", bazarr_api_key="k")
-    assert "bazarr" in [action.name for action in build_followups(configured, PathMapper()).actions]
+    assert "bazarr" in [action.name for action in followup_actions(configured)]
     followup = bazarr_followup_from_settings(configured.model_copy(update={"bazarr_after_write": "upload"}))
     assert isinstance(followup, BazarrNotify) and followup.mode == "upload"
     assert bazarr_followup_from_settings(configured.model_copy(update={"bazarr_after_write": "none"})) is None

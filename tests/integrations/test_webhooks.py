@@ -31,7 +31,7 @@ from tests.api.live import LiveService
 from tests.integrations.fake_mediaserver import TOKEN, FakeItem, FakeMediaServer
 from tests.media_factory import fixture_path, make_silence, make_video
 from transcriptarr.db.models import FINISHED_STATES, Job, JobState, Source, Task
-from transcriptarr.integrations.followups import FollowUpError
+from transcriptarr.integrations.followups import Attempt, FollowUpError
 from transcriptarr.integrations.mediaservers.refresh import MediaServerRefresh, refresh_from_settings
 from transcriptarr.queue.jobqueue import NewJob, job_from_values
 from transcriptarr.queue.keys import SOURCE_PRIORITY
@@ -633,6 +633,11 @@ def finished_job(server: str, item_id: str, state: JobState = JobState.COMPLETED
     )
 
 
+async def perform(refresh: MediaServerRefresh, job: Job) -> None:
+    """What the follow-up runner does with the stored plan (integrations/followups.py)."""
+    await refresh.perform(refresh.plan(job).data, Attempt(1, job.id, job.media_path))
+
+
 def refresh_for(tmp_path: Path, **settings: Any) -> MediaServerRefresh:
     refresh = refresh_from_settings(engine_settings(tmp_path, **settings))
     assert isinstance(refresh, MediaServerRefresh)
@@ -648,7 +653,7 @@ async def test_refresh_asks_the_server_to_look_at_the_item_again(tmp_path: Path,
         refresh = refresh_for(tmp_path, **{f"{kind}_url": fake.url, key: TOKEN})
         job = finished_job(kind, item)
         assert refresh.wants(job)
-        await refresh(job)
+        await perform(refresh, job)
         assert fake.refreshed == [item.lower()]
         [(method, path, query, _)] = fake.calls
     expected = {
@@ -665,7 +670,7 @@ async def test_refresh_with_a_wrong_key_is_not_retried(tmp_path: Path) -> None:
     with FakeMediaServer("jellyfin", token="the-right-one") as fake:
         refresh = refresh_for(tmp_path, jellyfin_url=fake.url, jellyfin_api_key="a-wrong-one")
         with pytest.raises(FollowUpError) as caught:
-            await refresh(finished_job("jellyfin", uuid.uuid4().hex))
+            await perform(refresh, finished_job("jellyfin", uuid.uuid4().hex))
     assert caught.value.retry is False
     assert "JELLYFIN_API_KEY" in str(caught.value)
 
@@ -673,7 +678,7 @@ async def test_refresh_with_a_wrong_key_is_not_retried(tmp_path: Path) -> None:
 async def test_refresh_of_a_server_that_is_down_is_retried(tmp_path: Path) -> None:
     refresh = refresh_for(tmp_path, plex_url=f"http://127.0.0.1:{free_port()}", plex_token=TOKEN)
     with pytest.raises(FollowUpError) as caught:
-        await refresh(finished_job("plex", "1"))
+        await perform(refresh, finished_job("plex", "1"))
     assert caught.value.retry is True
     assert "PLEX_URL" in str(caught.value)
 

@@ -88,6 +88,53 @@ def test_an_audio_file_gets_one_lyrics_file_whatever_the_naming() -> None:
         assert subtitle_path(song, "de", naming) == song.with_name("Song.lrc")
 
 
+@pytest.mark.parametrize(
+    ("environ", "lyrics", "subtitle"),
+    [
+        # LIBRARY_AUDIO_EXTENSIONS adds to the common audio extensions: both get lyrics.
+        ({"library_audio_extensions": "mka,.DTS"}, ["Song.mka", "Song.dts", "Song.flac", "Song.MP3"], []),
+        # A video extension wins, as in the library rules, which look at the video list first.
+        (
+            {"library_audio_extensions": "mka,mp4", "library_video_extensions": "mp4,ogg"},
+            ["Song.mka", "Song.flac"],
+            ["Song.ogg", "Song.mp4"],
+        ),
+        # AUDIO_LYRICS=false: audio files are named like videos.
+        ({"library_audio_extensions": "mka", "audio_lyrics": "false"}, [], ["Song.mka", "Song.flac", "Song.mp3"]),
+    ],
+)
+def test_which_files_get_lyrics_follows_the_settings(
+    environ: dict[str, str], lyrics: list[str], subtitle: list[str]
+) -> None:
+    naming = SubtitleNaming.from_settings(load_settings(**environ))
+    folder = Path("/music/Artist")
+    for name in lyrics:
+        song = folder / name
+        assert subtitle_path(song, "de", naming) == folder / "Song.lrc", name
+        assert naming.format_for(song) == "lrc"
+    for name in subtitle:
+        song = folder / name
+        assert subtitle_path(song, "de", naming) == folder / "Song.de.srt", name
+        assert naming.format_for(song) == "srt"
+
+
+def test_without_lyrics_an_audio_file_follows_the_subtitle_naming() -> None:
+    settings = load_settings(
+        audio_lyrics="false", subtitle_format="vtt", subtitle_name_tags="subgen|{model}", whisper_model="medium"
+    )
+    naming = SubtitleNaming.from_settings(settings)
+    song = Path("/music/Artist/Song.mp3")
+    assert subtitle_path(song, "en", naming) == song.with_name("Song.subgen.medium.en.vtt")
+    assert naming.format_for(song) == "vtt"
+    assert naming.lyrics_extensions == frozenset()
+
+
+def test_the_default_naming_gives_the_common_audio_files_lyrics() -> None:
+    """With LIBRARY_AUDIO_EXTENSIONS unset (audio out of the scans), a file queued by hand still gets lyrics."""
+    assert SubtitleNaming.from_settings(load_settings()) == SubtitleNaming()
+    assert subtitle_path(Path("/in/Book.m4b"), "en", SubtitleNaming()).name == "Book.lrc"
+
+
 @pytest.mark.parametrize("part", ["", "a/b", "..", " x", "a\\b"])
 def test_path_like_name_parts_are_refused(part: str) -> None:
     with pytest.raises(ValueError, match="invalid subtitle file name part"):
@@ -143,12 +190,19 @@ def test_the_worker_and_the_bazarr_sync_name_alike(tmp_path: Path) -> None:
         bazarr_url="http://bazarr:6767",
         bazarr_api_key="key",
         data_dir=tmp_path / "data",
+        library_audio_extensions="mka",
     )
     naming = SubtitleNaming.from_settings(settings)
     assert SyncConfig.from_settings(settings).naming == naming
     runner = JobRunner(engine_config(settings), models=None, subtitles=None)  # type: ignore[arg-type]
     assert runner._target_path(MOVIE, "de") == MOVIE.with_name("Heat (1995).subgen.medium.Deutsch.srt")
     assert runner._target_path(MOVIE, "de") == subtitle_path(MOVIE, "de", naming)
+    song = Path("/music/Song.mka")  # an audio extension of LIBRARY_AUDIO_EXTENSIONS only
+    assert runner._target_path(song, "de") == subtitle_path(song, "de", naming) == song.with_name("Song.lrc")
+    plain = settings.model_copy(update={"audio_lyrics": False})
+    runner = JobRunner(engine_config(plain), models=None, subtitles=None)  # type: ignore[arg-type]
+    assert SyncConfig.from_settings(plain).naming == SubtitleNaming.from_settings(plain)
+    assert runner._target_path(song, "de") == song.with_name("Song.subgen.medium.Deutsch.srt")
 
 
 @pytest.mark.slow

@@ -91,6 +91,7 @@ def expected(folders: list[Path]) -> dict[str, Any]:
         "whisper_extra_args": {"vad_filter": True, "beam_size": 5},
         "notify_url": "http://home-assistant:8123/api/webhook/subgen",
         "library_count_forced_subtitles": False,
+        "audio_lyrics": True,
         "transcriptarr_mode": frozenset({Mode.STANDALONE, Mode.PROVIDER}),
     }
 
@@ -197,6 +198,9 @@ def test_subgens_current_name_wins_over_its_legacy_name(monkeypatch: pytest.Monk
         ({"JELLYFIN_TOKEN": "abc", "JELLYFIN_SERVER": "http://jf:8096/"}, {"jellyfin_url": "http://jf:8096"}),
         ({"WEBHOOK_URL_COMPLETED": "http://hook/done"}, {"notify_url": "http://hook/done"}),
         ({"MONITOR": ""}, {"library_watch": True}),  # empty: unset, our default
+        ({"LRC_FOR_AUDIO_FILES": "False"}, {"audio_lyrics": False}),
+        ({"LRC_FOR_AUDIO_FILES": "true"}, {"audio_lyrics": True}),
+        ({"LRC_FOR_AUDIO_FILES": ""}, {"audio_lyrics": True}),
         (
             {"LRC_FOR_AUDIO_FILES": "True", "APPEND": "False"},
             {"transcriptarr_mode": frozenset({Mode.STANDALONE, Mode.PROVIDER})},
@@ -225,6 +229,7 @@ def test_subgens_value_formats(
         ),
         ("TRANSCRIBE_DEVICE", "tpu", "TRANSCRIBE_DEVICE (SubGen's name for WHISPER_DEVICE): unknown device 'tpu'"),
         ("MONITOR", "ture", "MONITOR (SubGen's name for LIBRARY_WATCH): 'ture' is not a yes/no value"),
+        ("LRC_FOR_AUDIO_FILES", "srt", "LRC_FOR_AUDIO_FILES (SubGen's name for AUDIO_LYRICS): 'srt' is not a yes/no"),
         ("APPEND", "maybe", "APPEND (a SubGen setting): 'maybe' is not a yes/no value"),
         ("TRANSCRIBE_OR_TRANSLATE", "both", "TRANSCRIBE_OR_TRANSLATE (SubGen's name for TARGET_LANGUAGES): 'both'"),
         ("FORCE_DETECTED_LANGUAGE_TO", "xx", "FORCE_DETECTED_LANGUAGE_TO (SubGen's name for FORCE_LANGUAGE): 'xx'"),
@@ -250,6 +255,20 @@ def test_a_bad_subgen_value_is_one_line_naming_it(
         load_settings()
     assert str(caught.value).startswith(message), str(caught.value)
     assert "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize(("value", "subtitle"), [("True", "Song.lrc"), ("False", "Song.subgen.medium.eng.srt")])
+def test_lrc_for_audio_files_decides_what_an_audio_file_gets(
+    monkeypatch: pytest.MonkeyPatch, value: str, subtitle: str
+) -> None:
+    """As in SubGen: lyrics, or the subtitle SubGen's naming gives a video."""
+    for name, setting in {"LRC_FOR_AUDIO_FILES": value, "SHOW_IN_SUBNAME_SUBGEN": "True"}.items():
+        monkeypatch.setenv(name, setting)
+    settings = load_settings(whisper_model="medium")
+    song = Path("/music/Artist/Song.mp3")
+    assert subtitle_path(song, "en", SubtitleNaming.from_settings(settings)) == song.with_name(subtitle)
+    used = {name: use for use in settings.subgen.uses for name in use.subgen}
+    assert used["LRC_FOR_AUDIO_FILES"].kind != "unsupported"
 
 
 def test_a_bad_value_under_our_own_name_keeps_our_name(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -354,6 +373,7 @@ def test_each_subgen_variable_is_logged_once_with_its_new_name(monkeypatch: pyte
     monkeypatch.setenv("PLEX_TOKEN", "ours")
     monkeypatch.setenv("PLEXTOKEN", "theirs")
     monkeypatch.setenv("CUSTOM_REGROUP", "default")
+    monkeypatch.setenv("LRC_FOR_AUDIO_FILES", "False")
     settings = load_settings()
     with capture_logs() as logs:
         log_subgen_settings(settings.subgen)
@@ -362,6 +382,7 @@ def test_each_subgen_variable_is_logged_once_with_its_new_name(monkeypatch: pyte
     for name in ("USE_PATH_MAPPING", "PATH_MAPPING_FROM", "PATH_MAPPING_TO"):
         assert used[name]["setting"] == "PATH_MAPPINGS"
     assert used[None]["setting"] == "TRANSCRIPTARR_MODE"
+    assert used["LRC_FOR_AUDIO_FILES"]["setting"] == "AUDIO_LYRICS" and used["LRC_FOR_AUDIO_FILES"]["value"] == "False"
     [overridden] = [entry for entry in logs if entry["event"] == "subgen_setting_overridden"]
     assert overridden["subgen_name"] == "PLEXTOKEN" and overridden["value"] == "********"
     [unsupported] = [entry for entry in logs if entry["event"] == "subgen_setting_unsupported"]

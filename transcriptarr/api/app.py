@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import structlog
 from aiohttp import web
@@ -17,6 +17,7 @@ from aiohttp.typedefs import Handler
 
 from transcriptarr.api import arr_webhooks, bazarr, control, openai_api, openapi, page, subgen_routes, views, webhooks
 from transcriptarr.api.config import ApiConfig
+from transcriptarr.api.connections import ConnectionLimits
 from transcriptarr.api.errors import ApiError, json_error, provider_error
 from transcriptarr.api.intake import sweep_spool
 from transcriptarr.api.keys import (
@@ -29,6 +30,7 @@ from transcriptarr.api.keys import (
     SNAPSHOTS,
     ScanHook,
 )
+from transcriptarr.api.listener import Listener
 from transcriptarr.api.listening import bind_failure, warn_if_open
 from transcriptarr.api.metrics import ApiMetrics
 from transcriptarr.api.openai_errors import openai_error_middleware
@@ -144,28 +146,47 @@ async def serve(
     stop: asyncio.Event,
     *,
     on_started: Callable[[int], None] | None = None,
+    limits: ConnectionLimits | None = None,
 ) -> None:
     """Serve until `stop` is set, then answer what is in flight and clean up.
 
-    `port=0` picks a free port; `on_started` is told the port actually bound.
+    `port=0` picks a free port; `on_started` is told the port actually bound. `limits` (default: from the
+    settings and the open-files limit) bound header time, idle time and connections (api/connections.py).
     """
-    runner = web.AppRunner(
-        app, handle_signals=False, access_log=None, shutdown_timeout=_SHUTDOWN_TIMEOUT, read_bufsize=_READ_BUFSIZE
-    )
+    limits = limits or ConnectionLimits.from_settings(app[PARTS].settings)
+    if limits.lowered:
+        log.warning(
+            "http_connection_limit_lowered",
+            max_connections=limits.max_connections,
+            configured=limits.configured_max,
+            hint="the open-files limit leaves room for no more; raise it (LimitNOFILE in systemd, "
+            "`ulimit -n`, docker's --ulimit nofile) to serve more connections at once",
+        )
+    options: dict[str, Any] = {"read_bufsize": _READ_BUFSIZE, "access_log": None}
+    runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=_SHUTDOWN_TIMEOUT, **options)
     await runner.setup()
+    assert runner.server is not None  # set by setup()
+    listener = Listener(runner.server, limits, **options)
     try:
-        site = web.TCPSite(runner, host, port, backlog=1024)
         try:
-            await site.start()
+            addresses = await listener.start(host, port, backlog=1024)
         except OSError as exc:
             log.error("http_bind_failed", host=host, port=port, error=str(exc))
             raise bind_failure(host, port, exc) from exc
-        bound = int(runner.addresses[0][1])
-        log.info("http_listening", host=host, port=bound, prefix=app[CONFIG].path_prefix or None)
-        warn_if_open(app, runner.addresses, bound)
+        bound = int(addresses[0][1])
+        log.info(
+            "http_listening",
+            host=host,
+            port=bound,
+            prefix=app[CONFIG].path_prefix or None,
+            max_connections=limits.max_connections,
+            max_connections_per_client=limits.per_client,
+        )
+        warn_if_open(app, addresses, bound)
         if on_started is not None:
             on_started(bound)
         await stop.wait()
     finally:
         log.info("http_stopping")
+        await listener.close()
         await runner.cleanup()

@@ -33,6 +33,7 @@ from transcriptarr.queue.events import Event
 from transcriptarr.queue.jobqueue import NewJob
 from transcriptarr.queue.keys import upload_key
 from transcriptarr.whisper_capabilities import translation_refusal
+from transcriptarr.workers.library_track import LIBRARY_VIDEO
 from transcriptarr.workers.memory import return_freed_memory
 
 log = structlog.get_logger(__name__)
@@ -141,9 +142,11 @@ async def asr(request: web.Request) -> web.StreamResponse:
 
     # Bazarr names the video as it sees it; PATH_MAPPINGS gives this machine's name for the library look-up.
     # The job's key and details keep Bazarr's own name: a repeated request finds its job and stored result
-    # even after PATH_MAPPINGS changed, and the work itself (the uploaded audio) does not depend on it.
+    # even after PATH_MAPPINGS changed. The worker reads the library file only to transcribe the track the
+    # language names when Bazarr's ffmpeg command uploaded another (workers/library_track.py).
     local_video = parts.paths.map(params.video_file) if params.video_file else None
-    written = await _written_subtitle(request, params, local_video)
+    library_video = await _in_library(request, local_video) if local_video is not None else None
+    written = await _written_subtitle(request, params, local_video, library_video)
     if written is not None:
         return written
 
@@ -179,7 +182,7 @@ async def asr(request: web.Request) -> web.StreamResponse:
                     source_language=params.language,
                     target_language=params.target_language,
                     quality=parts.settings.quality,
-                    options=_options(params),
+                    options=_options(params, library_video),
                     details={"client": request.remote, "video_file": params.video_file, "bytes": upload.size},
                 )
             )
@@ -213,8 +216,11 @@ def _bad_audio(upload: Upload, encode: bool) -> str | None:
     return None
 
 
-def _options(params: AsrParams) -> dict[str, object]:
+def _options(params: AsrParams, library_video: Path | None) -> dict[str, object]:
     options: dict[str, object] = {"encode": params.encode, "output": params.output}
+    if library_video is not None and params.language is not None:
+        # The worker checks its tracks: Bazarr's ffmpeg command uploads the default one, whatever the language.
+        options[LIBRARY_VIDEO] = str(library_video)
     if params.initial_prompt is not None:
         options["initial_prompt"] = params.initial_prompt
     if params.vad_filter is not None:
@@ -262,22 +268,25 @@ async def _wait_and_answer(
             return provider_error(500, f"job {job_id} disappeared from the queue; ask again")
 
 
-async def _written_subtitle(
-    request: web.Request, params: AsrParams, local_video: str | None
-) -> web.StreamResponse | None:
-    """A subtitle we already wrote next to the video (`local_video`: inside a library), in the wanted language."""
-    parts = request.app[PARTS]
-    target = params.target_language
-    if local_video is None or target is None:
-        return None
+async def _in_library(request: web.Request, local_video: str) -> Path | None:
+    """The library file `local_video` names (confinement.py's rule); None outside LIBRARY_PATHS or unresolvable."""
+    settings = request.app[PARTS].settings
     try:
-        media = await asyncio.to_thread(
-            inside_library,
-            local_video,
-            parts.settings.library_paths,
-            follow_symlinks=parts.settings.library_follow_symlinks,
+        return await asyncio.to_thread(
+            inside_library, local_video, settings.library_paths, follow_symlinks=settings.library_follow_symlinks
         )
     except (OutsideLibrary, OSError, RuntimeError, ValueError):  # RuntimeError: a symlink loop, ~unknown_user
+        return None
+
+
+async def _written_subtitle(
+    request: web.Request, params: AsrParams, local_video: str | None, media: Path | None
+) -> web.StreamResponse | None:
+    """A subtitle we already wrote next to the video (`media`: `local_video` inside a library), in the wanted
+    language."""
+    parts = request.app[PARTS]
+    target = params.target_language
+    if local_video is None or media is None or target is None:
         return None
     for candidate in dict.fromkeys((str(media), local_video)):
         for path, language in await parts.subtitles.for_media(candidate):

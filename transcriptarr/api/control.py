@@ -110,7 +110,9 @@ async def get_job(request: web.Request) -> web.Response:
         job = await parts.queue.get(_job_id(request))
     except JobNotFound as exc:
         raise ApiError(404, str(exc)) from None
-    return web.json_response({"job": _one_job(job, parts)})
+    # What it still has to tell others (media server, Bazarr, NOTIFY_URL), and what was given up, why.
+    followups = [followup.summary() for followup in await parts.followups.store.for_job(job.id)]
+    return web.json_response({"job": {**_one_job(job, parts), "followups": followups}})
 
 
 async def create_job(request: web.Request) -> web.Response:

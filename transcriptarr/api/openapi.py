@@ -188,7 +188,11 @@ def _control_paths() -> dict[str, Any]:
                 "summary": "Liveness, database and worker state",
                 "responses": {
                     "200": {"description": "Healthy.", "content": _json(_ref("Health"))},
-                    "503": {"description": "Degraded: the database does not answer.", "content": _json(_ref("Health"))},
+                    "503": {
+                        "description": "Degraded: the database does not answer (`database.state` unavailable), or "
+                        "a write has waited over 5 s, e.g. behind another process's SQLite write lock (degraded).",
+                        "content": _json(_ref("Health")),
+                    },
                 },
             }
         },
@@ -614,6 +618,22 @@ _SCHEMAS: dict[str, Any] = {
             "target_language": {"type": ["string", "null"]},
             "error": {"type": ["string", "null"]},
             "has_result": {"type": "boolean"},
+            "followups": {
+                "type": "array",
+                "description": "Only in GET /api/jobs/{id}: its follow-ups (refresh, Bazarr, notification).",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "id": {"type": "integer"},
+                        "kind": {"type": "string"},
+                        "target": {"type": "string"},
+                        "state": {"type": "string", "enum": ["pending", "done", "given_up"]},
+                        "attempts": {"type": "integer"},
+                        "next_attempt_at": {"type": ["string", "null"]},
+                        "last_error": {"type": ["string", "null"]},
+                    },
+                },
+            },
         },
     },
 }

@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from transcriptarr import __version__
+from transcriptarr.db.database import WRITE_STALL_SECONDS
 from transcriptarr.db.models import Job, JobState, utcnow
 from transcriptarr.queue.stats import queue_stats
 from transcriptarr.workers.job_runner import JobContext
@@ -71,19 +72,32 @@ def live_contexts(parts: Components) -> dict[int, JobContext]:
 
 
 async def health(parts: Components) -> dict[str, Any]:
-    """Liveness plus the database and this node's workers; never raises."""
+    """Liveness plus the database and this node's workers; never raises.
+
+    The database is "unavailable" when it does not answer, "degraded" when it answers reads
+    but a write has waited longer than WRITE_STALL_SECONDS (another process holding SQLite's
+    write lock, a server that stalls): both are `ok: false` (503, control.py)."""
     db = await parts.db.health()
+    waited = parts.db.oldest_write_seconds()
+    stalled = db.ok and waited > WRITE_STALL_SECONDS
+    state, error = ("unavailable", db.error) if not db.ok else ("ok", None)
+    if stalled:
+        holder = "another process holds SQLite's write lock" if db.backend == "sqlite" else "the database stalls"
+        state = "degraded"
+        error = f"a write has waited {waited:.0f} s ({holder}); writes wait and go through once it is released"
     busy = len(parts.pool.busy())
     return {
-        "status": "ok" if db.ok else "degraded",
+        "status": "ok" if state == "ok" else "degraded",
         "version": __version__,
         "node": parts.settings.node_name,
         "database": {
-            "ok": db.ok,
+            "ok": state == "ok",
+            "state": state,
+            "oldest_write_wait_seconds": round(waited, 1),
             "backend": db.backend,
             "schema_revision": db.schema_revision,
             "schema_current": db.schema_current,
-            "error": db.error,
+            "error": error,
         },
         "workers": {"configured": len(parts.pool.workers()), "busy": busy, "idle": len(parts.pool.workers()) - busy},
     }

@@ -17,7 +17,10 @@ run here in the way that suits the backend:
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+import contextlib
+import itertools
+import time
+from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TypeVar
@@ -33,6 +36,8 @@ from transcriptarr.db.engine import SQLITE_BEGIN, Backend, backend_of, create_en
 T = TypeVar("T")
 _DEADLOCK_RETRIES = 3
 HEALTH_TIMEOUT_SECONDS = 5.0
+# A write that has waited longer than this makes `/health` say the database is degraded (api/views.py).
+WRITE_STALL_SECONDS = 5.0
 # MariaDB/MySQL: 1213 deadlock found, 1205 lock wait timeout.
 _MYSQL_RETRYABLE = (1213, 1205)
 
@@ -58,6 +63,13 @@ class Database:
         self.pool_size = pool_size
         self.engine: AsyncEngine = create_engine(url, pool_size=pool_size)
         self._on_close: list[Callable[[], Awaitable[None]]] = []
+        # When each write still under way was asked for (by token): the oldest tells a stall. A write
+        # that failed for want of the database (SQLite: locked past the busy timeout) is retried by
+        # its caller as a new write, so the stall runs from the first such failure to the next success.
+        self._writes_started: dict[int, float] = {}
+        self._write_tokens = itertools.count()
+        self._failing_since: float | None = None
+        self._truncate_journal = False
         self._sqlite_writer: Engine | None = None
         self._writer_thread: ThreadPoolExecutor | None = None
         if self.backend.is_sqlite:
@@ -66,6 +78,10 @@ class Database:
 
     async def write(self, work: Callable[[Connection], T]) -> T:
         """Run `work` in one write transaction (committed on return, rolled back on error)."""
+        with self._write_under_way():
+            return await self._write(work)
+
+    async def _write(self, work: Callable[[Connection], T]) -> T:
         if self._sqlite_writer is None:
             for attempt in range(_DEADLOCK_RETRIES):
                 try:
@@ -88,9 +104,35 @@ class Database:
         """
         if self.backend.name != "postgresql":
             return await self.write(work)
-        async with self.engine.connect() as conn:
-            conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
-            return await conn.run_sync(work)
+        with self._write_under_way():
+            async with self.engine.connect() as conn:
+                conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+                return await conn.run_sync(work)
+
+    @contextlib.contextmanager
+    def _write_under_way(self) -> Iterator[None]:
+        token, started = next(self._write_tokens), time.monotonic()
+        self._writes_started[token] = started
+        try:
+            yield
+        except (OperationalError, OSError):
+            self._failing_since = min(started, self._failing_since or started)
+            raise
+        else:
+            self._failing_since = None
+        finally:
+            del self._writes_started[token]
+
+    def oldest_write_seconds(self) -> float:
+        """How long the oldest write still under way has waited (0 when none is).
+
+        A write waits here while another process holds SQLite's write lock (up to the busy
+        timeout, then it is tried again), or while a database server does not answer; reads
+        and `SELECT 1` may meanwhile go through, so `health` alone would not see it."""
+        starts = list(self._writes_started.values())
+        if self._failing_since is not None:
+            starts.append(self._failing_since)
+        return time.monotonic() - min(starts) if starts else 0.0
 
     def _sqlite_transaction(self, work: Callable[[Connection], T]) -> T:
         assert self._sqlite_writer is not None
@@ -98,6 +140,17 @@ class Database:
             conn = conn.execution_options(**{SQLITE_BEGIN: "IMMEDIATE"})
             with conn.begin():
                 return work(conn)
+
+    def _checkpoint_truncate(self) -> None:
+        assert self._sqlite_writer is not None
+        # The writer's pooled connection: the file opened at start-up, not whatever is at the path now.
+        raw = self._sqlite_writer.raw_connection()
+        # Best effort on the way out: the service stops either way.
+        with contextlib.closing(raw), contextlib.suppress(Exception):
+            cursor = raw.cursor()
+            cursor.execute("PRAGMA busy_timeout=2000")  # a reader elsewhere must not hold the stop up long
+            cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            cursor.close()
 
     async def read(self, work: Callable[[Connection], T]) -> T:
         async with self.engine.connect() as conn:
@@ -128,11 +181,21 @@ class Database:
         """Have `close` await `callback` first (e.g. to close connections made outside the engine)."""
         self._on_close.append(callback)
 
+    def truncate_journal_at_close(self) -> None:
+        """Have `close` move SQLite's journal (WAL) into the file this process has open, and empty it.
+
+        For a database file deleted or replaced under the service (db/sqlite_watch.py): SQLite
+        leaves the journal of a file that moved, and a file later put at the path would take
+        the journal's pages as its own."""
+        self._truncate_journal = True
+
     async def close(self) -> None:
         callbacks, self._on_close = self._on_close, []
         for callback in callbacks:
             await callback()
         if self._writer_thread is not None:
+            if self._truncate_journal:
+                await asyncio.get_running_loop().run_in_executor(self._writer_thread, self._checkpoint_truncate)
             self._writer_thread.shutdown(wait=True)
         if self._sqlite_writer is not None:
             self._sqlite_writer.dispose()

@@ -203,6 +203,13 @@ class WrittenSubtitle(Base):
     language: Mapped[str | None] = mapped_column(String(16))
     job_id: Mapped[int | None] = mapped_column(BigInteger)
     written_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Ownership is the content: the sha256 of the bytes written, and of a write about to replace
+    # them (recorded before the rename). A row with neither predates them: its path alone counts.
+    sha256: Mapped[str | None] = mapped_column(String(64))
+    pending_sha256: Mapped[str | None] = mapped_column(String(64))
+    # The media file as it was when transcribed: once it changes, the subtitle is stale.
+    media_size: Mapped[int | None] = mapped_column(BigInteger)
+    media_mtime_ns: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class MediaIndexEntry(Base):
@@ -228,3 +235,38 @@ class MediaIndexEntry(Base):
     jobs: Mapped[list[list[str | None]]] = mapped_column(JSON)
     first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     decided_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class FollowUpState(StrEnum):
+    PENDING = "pending"
+    DONE = "done"
+    GIVEN_UP = "given_up"
+
+
+class FollowUpRecord(Base):
+    """Something to tell another service about a finished job (a refresh, a Bazarr call, a notification).
+
+    Stored with the job's result in the same transaction (queue/followups.py) and done at least once by
+    integrations/followups.py. `kind` and `payload` are plain data: the queue never needs to know the kinds.
+    """
+
+    __tablename__ = "followups"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    job_id: Mapped[int] = mapped_column(BigInteger)
+    kind: Mapped[str] = mapped_column(String(32))
+    target: Mapped[str] = mapped_column(Text)  # who is told, for people (never a key or a token)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    state: Mapped[str] = mapped_column(String(16), default=FollowUpState.PENDING)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # Due time; a claim pushes it a lease ahead, so a claimed follow-up is not due for anyone else.
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    claimed_by: Mapped[str | None] = mapped_column(String(200))  # "<node>/<runner token>" while an attempt runs
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    __table_args__ = (
+        Index("ix_followups_due", "state", "next_attempt_at"),
+        Index("ix_followups_job", "job_id"),
+    )

@@ -94,6 +94,7 @@ class MediaItem:
     series_id: int | None
     path: str | None
     audio_languages: tuple[str, ...]  # Bazarr's code2 (else code3) of each audio language it knows
+    missing: tuple[WantedLanguage, ...] = ()  # its `missing_subtitles`: what Bazarr still wants
 
 
 class BazarrClient:
@@ -345,7 +346,7 @@ def _int(value: Any) -> int | None:
         return None
 
 
-def _wanted(kind: Kind, row: dict[str, Any]) -> WantedItem:
+def _missing(row: dict[str, Any]) -> tuple[WantedLanguage, ...]:
     languages = []
     for entry in row.get("missing_subtitles") or []:
         if not isinstance(entry, dict):
@@ -356,6 +357,10 @@ def _wanted(kind: Kind, row: dict[str, Any]) -> WantedItem:
             languages.append(
                 WantedLanguage(str(code).lower(), name, _truth(entry.get("forced")), _truth(entry.get("hi")))
             )
+    return tuple(languages)
+
+
+def _wanted(kind: Kind, row: dict[str, Any]) -> WantedItem:
     if kind == "episode":
         title = f"{row.get('seriesTitle', '?')} {row.get('episode_number', '')} {row.get('episodeTitle', '')}".strip()
         item_id, series_id = _int(row.get("sonarrEpisodeId")), _int(row.get("sonarrSeriesId"))
@@ -363,7 +368,7 @@ def _wanted(kind: Kind, row: dict[str, Any]) -> WantedItem:
         title, item_id, series_id = str(row.get("title", "?")), _int(row.get("radarrId")), None
     if item_id is None:
         raise BazarrError(f"a wanted {kind} from Bazarr has no id: {str(row)[:200]}")
-    return WantedItem(kind, item_id, series_id, title, tuple(languages))
+    return WantedItem(kind, item_id, series_id, title, _missing(row))
 
 
 def _media(kind: Kind, row: dict[str, Any]) -> MediaItem:
@@ -379,4 +384,5 @@ def _media(kind: Kind, row: dict[str, Any]) -> MediaItem:
         _int(row.get("sonarrSeriesId")),
         str(path) if path else None,
         tuple(audio),
+        _missing(row),
     )

@@ -24,7 +24,8 @@ import structlog
 
 from transcriptarr.db.models import Job, JobState
 from transcriptarr.integrations.bazarr_api import UPLOAD_ONLY, BazarrClient, BazarrError, Kind
-from transcriptarr.integrations.followups import FollowUp, FollowUpError
+from transcriptarr.integrations.followups import Attempt, FollowUp, FollowUpError, Plan
+from transcriptarr.integrations.notify import describe_url
 from transcriptarr.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -34,7 +35,11 @@ _HI_LOOKING = re.compile(r"\[[^\]\n]+\]|[♪♫]")
 
 
 class BazarrNotify:
-    """Tell Bazarr about a subtitle written for its wanted list: a disk scan, or an upload of the file."""
+    """Tell Bazarr about a subtitle written for its wanted list: a disk scan, or an upload of the file.
+
+    Both are harmless to repeat (a follow-up is done at least once): a scan finds what is there; an upload
+    tried again first asks Bazarr whether it still wants that language, and is not sent when it does not.
+    """
 
     name = "bazarr"
 
@@ -50,61 +55,74 @@ class BazarrNotify:
         """Only a completed job that wrote a file (not one that skipped, saying why) for Bazarr's wanted list."""
         return job.state == JobState.COMPLETED and bool(job.result_path) and _bazarr(job) is not None
 
-    async def __call__(self, job: Job) -> None:
-        wanted = _bazarr(job)
-        assert wanted is not None and job.result_path is not None
-        kind: Kind = "episode" if wanted.get("kind") == "episode" else "movie"
+    def plan(self, job: Job) -> Plan:
+        """Scan or upload, decided now; the ids are checked when it is done (a bad one is a reason to give up)."""
+        wanted = _bazarr(job) or {}
         language = str(wanted.get("language") or job.target_language or "")
         upload = self.mode == "upload" or language in UPLOAD_ONLY
+        kind: Kind = "episode" if wanted.get("kind") == "episode" else "movie"
+        data = {"kind": kind, "upload": upload, "language": language, "subtitle": job.result_path, "wanted": wanted}
+        return Plan(describe_url(self.url), data)
+
+    async def perform(self, data: dict[str, Any], attempt: Attempt) -> None:
+        wanted = data.get("wanted")
+        subtitle = data.get("subtitle")
+        if not isinstance(wanted, dict) or not isinstance(subtitle, str):
+            raise FollowUpError(f"the stored Bazarr call of job {attempt.job_id} names no item or file", retry=False)
+        kind: Kind = "episode" if data.get("kind") == "episode" else "movie"
+        language = str(data.get("language") or "")
         try:
             async with BazarrClient(self.url, self.api_key, timeout=self.timeout_seconds) as bazarr:
-                if upload:
-                    await self._upload(bazarr, job, kind, wanted, language)
+                if data.get("upload"):
+                    await self._upload(bazarr, attempt, kind, wanted, language, Path(subtitle))
                 else:
-                    await self._scan(bazarr, job, kind, wanted)
+                    await self._scan(bazarr, attempt, kind, wanted, subtitle)
         except BazarrError as exc:
             raise FollowUpError(str(exc), retry=exc.retry) from None
 
-    async def _scan(self, bazarr: BazarrClient, job: Job, kind: Kind, wanted: dict[str, Any]) -> None:
-        target = _id(wanted, "seriesid" if kind == "episode" else "radarrid", job)
+    async def _scan(
+        self, bazarr: BazarrClient, attempt: Attempt, kind: Kind, wanted: dict[str, Any], subtitle: str
+    ) -> None:
+        target = _id(wanted, "seriesid" if kind == "episode" else "radarrid", attempt.job_id)
         await bazarr.scan_disk(kind, target)
         log.info(
             "bazarr_rescanned",
-            job_id=job.id,
-            subtitle=job.result_path,
+            job_id=attempt.job_id,
+            subtitle=subtitle,
             kind=kind,
             title=wanted.get("title"),
             **({"seriesid": target} if kind == "episode" else {"radarrid": target}),
         )
 
-    async def _upload(self, bazarr: BazarrClient, job: Job, kind: Kind, wanted: dict[str, Any], language: str) -> None:
-        assert job.result_path is not None
-        subtitle = Path(job.result_path)
+    async def _upload(
+        self, bazarr: BazarrClient, attempt: Attempt, kind: Kind, wanted: dict[str, Any], language: str, subtitle: Path
+    ) -> None:
         if not await asyncio.to_thread(subtitle.is_file):
             raise FollowUpError(f"cannot upload {subtitle} to Bazarr: the file is gone", retry=False)
-        item_id = _id(wanted, "episodeid" if kind == "episode" else "radarrid", job)
-        series_id = _id(wanted, "seriesid", job) if kind == "episode" else None
+        item_id = _id(wanted, "episodeid" if kind == "episode" else "radarrid", attempt.job_id)
+        series_id = _id(wanted, "seriesid", attempt.job_id) if kind == "episode" else None
+        forced, hi = bool(wanted.get("forced")), bool(wanted.get("hi"))
+        if attempt.number > 1 and not await _still_wanted(bazarr, kind, item_id, language, forced=forced, hi=hi):
+            # An earlier try may have got through before its end was recorded: Bazarr has it.
+            log.info(
+                "bazarr_upload_not_needed", job_id=attempt.job_id, subtitle=str(subtitle), kind=kind, language=language
+            )
+            return
         text = await asyncio.to_thread(subtitle.read_text, encoding="utf-8", errors="replace")
         if _HI_LOOKING.search(text):
             log.warning(
                 "bazarr_upload_may_count_as_hi",
-                job_id=job.id,
+                job_id=attempt.job_id,
                 subtitle=str(subtitle),
                 reason="the text has [bracketed] or ♪ cues: Bazarr may save it as hearing-impaired (.hi), "
                 "which does not count for a wanted plain subtitle",
             )
         await bazarr.upload(
-            kind,
-            item_id=item_id,
-            series_id=series_id,
-            language=language,
-            subtitle=subtitle,
-            forced=bool(wanted.get("forced")),
-            hi=bool(wanted.get("hi")),
+            kind, item_id=item_id, series_id=series_id, language=language, subtitle=subtitle, forced=forced, hi=hi
         )
         log.info(
             "bazarr_uploaded",
-            job_id=job.id,
+            job_id=attempt.job_id,
             subtitle=str(subtitle),
             kind=kind,
             language=language,
@@ -112,16 +130,30 @@ class BazarrNotify:
         )
 
 
+async def _still_wanted(
+    bazarr: BazarrClient, kind: Kind, item_id: int, language: str, *, forced: bool, hi: bool
+) -> bool:
+    """Whether Bazarr still lists this language as missing for the item (an unknown item: let the upload say so)."""
+    found = await (bazarr.episodes([item_id]) if kind == "episode" else bazarr.movies([item_id]))
+    if not found:
+        return True
+    return any(
+        entry.code2 == language and entry.forced == forced and entry.hi == hi
+        for item in found
+        for entry in item.missing
+    )
+
+
 def _bazarr(job: Job) -> dict[str, Any] | None:
     wanted = (job.details or {}).get("bazarr")
     return wanted if isinstance(wanted, dict) else None
 
 
-def _id(wanted: dict[str, Any], name: str, job: Job) -> int:
+def _id(wanted: dict[str, Any], name: str, job_id: int) -> int:
     value = wanted.get(name)
     if isinstance(value, int) and not isinstance(value, bool):
         return value
-    raise FollowUpError(f"job {job.id} has no Bazarr {name} in its details; cannot tell Bazarr", retry=False)
+    raise FollowUpError(f"job {job_id} has no Bazarr {name} in its details; cannot tell Bazarr", retry=False)
 
 
 def bazarr_followup_from_settings(settings: Settings) -> FollowUp | None:

@@ -1,13 +1,18 @@
 """NOTIFY_URL: a JSON POST when a job completes or finally fails.
 
-The POST runs as a follow-up (followups.py): in the background, so the worker goes
-on with the next job, and retried with growing pauses up to NOTIFY_ATTEMPTS times
-when the receiver is down, slow (NOTIFY_TIMEOUT_SECONDS) or answers 408, 429 or 5xx.
-Any other 4xx means the request itself is wrong: it is not repeated.
+The POST runs as a follow-up (followups.py): stored with the job's result, sent in
+the background, so the worker goes on with the next job, and retried with growing
+pauses up to NOTIFY_ATTEMPTS times, across restarts, when the receiver is down, slow
+(NOTIFY_TIMEOUT_SECONDS) or answers 408, 429 or 5xx. Any other 4xx means the request
+itself is wrong: it is not repeated.
+
+At least once: the body is made when the job ends and sent unchanged on every try, with
+an `event_id` (also the `Idempotency-Key` header) by which a receiver can drop a repeat.
 """
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
@@ -16,7 +21,7 @@ import aiohttp
 import structlog
 
 from transcriptarr.db.models import Job, JobState
-from transcriptarr.integrations.followups import FollowUp, FollowUpError
+from transcriptarr.integrations.followups import Attempt, FollowUp, FollowUpError, Plan
 from transcriptarr.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -25,15 +30,17 @@ log = structlog.get_logger(__name__)
 _RETRYABLE_CLIENT_ERRORS = frozenset({408, 429})
 
 
-def notification(job: Job, node: str) -> dict[str, Any]:
+def notification(job: Job, node: str, event_id: str | None = None) -> dict[str, Any]:
     """The JSON body sent for a finished job (docs/integrations.md, "Notifications").
 
     A job that completed without writing anything (a foreign subtitle exists, no speech)
-    is a `job.completed` with `subtitle` null and the reason in `skipped`.
+    is a `job.completed` with `subtitle` null and the reason in `skipped`. `event_id` is
+    the same on every try of one notification, and new for each.
     """
     finished = job.finished_at or datetime.now(UTC)
     return {
         "event": "job.completed" if job.state == JobState.COMPLETED else "job.failed",
+        "event_id": event_id or str(uuid.uuid4()),
         "job_id": job.id,
         "file": job.media_path,
         "source": job.source,
@@ -74,12 +81,24 @@ class Notify:
     def wants(self, job: Job) -> bool:
         return job.state in (JobState.COMPLETED, JobState.FAILED)
 
-    async def __call__(self, job: Job) -> None:
+    @property
+    def timeout_seconds(self) -> float:
+        return float(self.timeout.total or 0)
+
+    def plan(self, job: Job) -> Plan:
+        """The body, made now: the job's state as stored with its result."""
+        return Plan(describe_url(self.url), {"body": notification(job, self.node)})
+
+    async def perform(self, data: dict[str, Any], attempt: Attempt) -> None:
         where = describe_url(self.url)
+        body = data.get("body")
+        if not isinstance(body, dict):
+            raise FollowUpError(f"the stored notification of job {attempt.job_id} has no body", retry=False)
+        headers = {"Idempotency-Key": str(body.get("event_id", ""))}
         try:
             async with (
                 aiohttp.ClientSession(timeout=self.timeout) as session,
-                session.post(self.url, json=notification(job, self.node)) as response,
+                session.post(self.url, json=body, headers=headers) as response,
             ):
                 status, reason = response.status, response.reason
         except TimeoutError:
@@ -89,7 +108,7 @@ class Notify:
         except aiohttp.ClientError as exc:
             raise FollowUpError(f"cannot reach NOTIFY_URL {where}: {exc or type(exc).__name__}") from None
         if status < 300:
-            log.info("notification_sent", job_id=job.id, path=job.media_path, url=where, status=status)
+            log.info("notification_sent", job_id=attempt.job_id, path=attempt.path, url=where, status=status)
             return
         retry = status >= 500 or status in _RETRYABLE_CLIENT_ERRORS
         advice = "" if retry else "; check NOTIFY_URL"

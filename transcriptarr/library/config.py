@@ -14,33 +14,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 from transcriptarr.media.languages import normalize_language
+from transcriptarr.media_kinds import DEFAULT_AUDIO_EXTENSIONS, DEFAULT_VIDEO_EXTENSIONS
 
 PriorityOrder = Literal["newest", "oldest", "smallest", "path"]
 PRIORITY_ORDERS: tuple[PriorityOrder, ...] = ("newest", "oldest", "smallest", "path")
 
-DEFAULT_VIDEO_EXTENSIONS = frozenset(
-    {
-        ".mkv",
-        ".mp4",
-        ".m4v",
-        ".avi",
-        ".mov",
-        ".wmv",
-        ".mpg",
-        ".mpeg",
-        ".m2ts",
-        ".mts",
-        ".ts",
-        ".webm",
-        ".flv",
-        ".ogv",
-        ".vob",
-        ".3gp",
-        ".divx",
-    }
-)
-# Audio files are off by default: a music library would otherwise be transcribed song by song.
-DEFAULT_AUDIO_EXTENSIONS: frozenset[str] = frozenset()
 
 # Matched, case-insensitively, against "/" + the path relative to its library folder.
 # Plex/Jellyfin/Emby extras folders and name suffixes, samples, NAS system folders.
@@ -91,6 +69,8 @@ class RulesConfig:
     count_forced_subtitles: bool = False
     count_image_subtitles: bool = True
     subtitle_marker: str | None = None
+    # AUDIO_LYRICS: an audio file gets one .lrc (at most one job); false: a subtitle per wanted language.
+    audio_lyrics: bool = True
     # WHISPER_MODEL: some models cannot translate (transcriptarr/whisper_capabilities.py); "" = assume it can.
     whisper_model: str = ""
 
@@ -161,6 +141,7 @@ class LibraryConfig:
             count_forced_subtitles=bool(get("library_count_forced_subtitles", False)),
             count_image_subtitles=bool(get("library_count_image_subtitles", True)),
             subtitle_marker=settings.subtitle_marker,
+            audio_lyrics=bool(get("audio_lyrics", True)),
             whisper_model=str(get("whisper_model", "")),
         )
         return cls(

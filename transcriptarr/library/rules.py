@@ -17,7 +17,8 @@ need the probe result. Every rule that is checked adds a line to `reasons`, so
 10. its audio language is not one to skip (listed, or unknown when so configured), and,
     with LIMIT_TO_PREFERRED_AUDIO_LANGUAGES, some audio track is in a preferred language
 11. per wanted language: not already subtitled (sidecar, embedded, written by us),
-    and Whisper can make it (transcribe, or translate into English)
+    and Whisper can make it (transcribe, or translate into English); an audio file gets
+    one .lrc whatever the language (AUDIO_LYRICS; off: subtitles per language as for a video)
 """
 
 # Paths are plain str throughout the library package (index keys, tens of thousands per scan): os.path.
@@ -192,9 +193,12 @@ def decide(
     skip = _audio_skip_reason(source, config) or _preferred_tracks(probe, config, reasons)
     if skip:
         return Decision(False, [*reasons, skip], source_language=source, duration=duration)
+    audio = screening.kind == "audio"
+    if audio and not config.audio_lyrics:
+        reasons.append("an audio file gets a subtitle per wanted language, as a video does (AUDIO_LYRICS=false)")
     jobs = _wanted_languages(source, probe, sidecars, written, config, reasons)
-    if screening.kind == "audio":
-        jobs = _one_lyrics_file(jobs, sidecars, reasons)
+    if audio and config.audio_lyrics:
+        jobs = _one_lyrics_file(path, jobs, sidecars, reasons)
     if jobs:
         reasons.append(f"queue: {len(jobs)} job{'s' if len(jobs) > 1 else ''}")
     else:
@@ -397,15 +401,18 @@ def _judge(text: str, forced: bool, image: bool, config: RulesConfig) -> _Existi
     return _Existing(text, True)
 
 
-def _one_lyrics_file(jobs: list[JobSpec], sidecars: Sequence[Sidecar], reasons: list[str]) -> list[JobSpec]:
-    """An audio file gets one .lrc next to it, whatever the language: at most one job."""
+def _one_lyrics_file(path: str, jobs: list[JobSpec], sidecars: Sequence[Sidecar], reasons: list[str]) -> list[JobSpec]:
+    """AUDIO_LYRICS: an audio file gets one .lrc next to it, whatever the language: at most one job."""
     lyrics = [s for s in sidecars if s.path.lower().endswith(".lrc")]
     if lyrics:
-        reasons.append(f"has lyrics: {_names([s.path for s in lyrics])} (audio files get one .lrc)")
+        reasons.append(f"has lyrics: {_names([s.path for s in lyrics])} (audio files get one .lrc: AUDIO_LYRICS)")
         return []
     if len(jobs) > 1:
-        reasons.append("audio files get one .lrc: only the first wanted language is queued")
+        reasons.append("audio files get one .lrc (AUDIO_LYRICS): only the first wanted language is queued")
         return jobs[:1]
+    if jobs:
+        lyrics_name = os.path.splitext(os.path.basename(path))[0] + ".lrc"
+        reasons.append(f"audio files get one .lrc (AUDIO_LYRICS): the job writes {lyrics_name}")
     return jobs
 
 

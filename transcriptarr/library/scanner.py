@@ -37,12 +37,13 @@ from transcriptarr.library.rules import Decision, WrittenSubtitle, decide, scree
 from transcriptarr.library.sidecars import (
     SUBTITLE_EXTENSIONS,
     SUBTITLE_FOLDERS,
+    Sidecar,
     candidate_stems,
     match_sidecars,
     subtitle_extension,
 )
 from transcriptarr.library.walker import Folder, WalkReport, walk
-from transcriptarr.media.probe import MediaInfo, ProbeError
+from transcriptarr.media.probe import MediaInfo, ProbeError, incomplete_media
 
 log = structlog.get_logger(__name__)
 
@@ -111,6 +112,14 @@ class ScanReport:
         self.media_files += other.media_files
         self.unchanged += other.unchanged
         self.probes += other.probes
+
+
+@dataclass(frozen=True)
+class _Ours:
+    """A subtitle we wrote for a media file, and the media's (size, mtime_ns) it was made from."""
+
+    subtitle: WrittenSubtitle
+    made_from: tuple[int, int] | None  # None: written before this was recorded
 
 
 @dataclass(frozen=True)
@@ -355,8 +364,7 @@ class Scanner:
             marker=rules.subtitle_marker,
             other_media=candidate.media_here,
         )
-        written = (await self._written([path])).get(path, [])
-        decision = decide(path, root, rules, probe, sidecars, written)
+        decision = await self._decide(candidate, probe, sidecars, (await self._written([path])).get(path, []))
         return dataclasses.replace(decision, reasons=[*lead, *decision.reasons])
 
     def _candidate(self, path: str, root: str | None) -> Candidate | None:
@@ -445,7 +453,7 @@ class Scanner:
         )
 
     async def _evaluate(
-        self, candidate: Candidate, previous: Mapping[str, IndexRow], written: Mapping[str, list[WrittenSubtitle]]
+        self, candidate: Candidate, previous: Mapping[str, IndexRow], written: Mapping[str, list[_Ours]]
     ) -> _Evaluation:
         rules = self.config.rules
         screening = screen(candidate.path, candidate.root, rules)
@@ -460,11 +468,33 @@ class Scanner:
             marker=rules.subtitle_marker,
             other_media=candidate.media_here,
         )
-        ours = written.get(candidate.path, [])
-        decision = decide(candidate.path, candidate.root, rules, probe, sidecars, ours)
+        decision = await self._decide(candidate, probe, sidecars, written.get(candidate.path, []))
         if isinstance(probe, ProbeError):
             return _Evaluation(candidate, decision, None, probe.problem)
         return _Evaluation(candidate, decision, probe.to_dict(), None)
+
+    async def _decide(
+        self, candidate: Candidate, probe: MediaInfo | ProbeError, sidecars: Sequence[Sidecar], ours: Sequence[_Ours]
+    ) -> Decision:
+        """The rules' decision, with what only the scanner knows: stale subtitles of ours, files still copied."""
+        # A subtitle we made from an earlier version of the file (grown, replaced) does not cover it.
+        made_now = (candidate.size, candidate.mtime_ns)
+        stale = [o.subtitle.path for o in ours if o.made_from is not None and o.made_from != made_now]
+        fresh = [o.subtitle for o in ours if o.subtitle.path not in stale]
+        kept = [s for s in sidecars if s.path not in stale]
+        decision = decide(candidate.path, candidate.root, self.config.rules, probe, kept, fresh)
+        if stale:
+            note = f"not counted: {', '.join(os.path.basename(p) for p in stale)}, written by Transcriptarr from an "
+            note += "earlier version of this file (its size or modification time changed since)"
+            decision = dataclasses.replace(decision, reasons=[*decision.reasons[:-1], note, *decision.reasons[-1:]])
+        if decision.queue and isinstance(probe, MediaInfo):
+            why = await asyncio.to_thread(incomplete_media, probe, candidate.path)
+            if why is not None:
+                # Not queued: decided again once it changes (watcher) or at the next scan (retry).
+                wait = f"not decided yet: it {why}; it is looked at again once it is complete"
+                reasons = [*decision.reasons[:-1], wait]  # in place of "queue: n jobs"
+                return dataclasses.replace(decision, queue=False, jobs=[], reasons=reasons, retry=True)
+        return decision
 
     @staticmethod
     def _cached_probe(candidate: Candidate, old: IndexRow | None) -> MediaInfo | None:
@@ -475,23 +505,26 @@ class Scanner:
         except ValueError:
             return None  # written by an older version: probe again
 
-    async def _written(self, paths: Sequence[str]) -> dict[str, list[WrittenSubtitle]]:
+    async def _written(self, paths: Sequence[str]) -> dict[str, list[_Ours]]:
         """Subtitles the service wrote for these media files and that still exist."""
-        query = select(_WRITTEN.c.path, _WRITTEN.c.media_path, _WRITTEN.c.language).where(
-            _WRITTEN.c.media_path.in_(bindparam("paths", expanding=True))
+        w = _WRITTEN.c
+        query = select(w.path, w.media_path, w.language, w.media_size, w.media_mtime_ns).where(
+            w.media_path.in_(bindparam("paths", expanding=True))
         )
 
-        def tx(conn: Connection) -> list[tuple[str, str, str | None]]:
+        def tx(conn: Connection) -> list[tuple[str, str, _Ours]]:
             rows = []
             for start in range(0, len(paths), _BATCH):
                 chunk = list(paths[start : start + _BATCH])
-                rows += [(row.path, row.media_path, row.language) for row in conn.execute(query, {"paths": chunk})]
+                for row in conn.execute(query, {"paths": chunk}):
+                    made_from = None if row.media_size is None else (row.media_size, row.media_mtime_ns)
+                    rows.append((row.path, row.media_path, _Ours(WrittenSubtitle(row.path, row.language), made_from)))
             return rows
 
-        found: dict[str, list[WrittenSubtitle]] = {}
-        for path, media, language in await self.db.read(tx):
+        found: dict[str, list[_Ours]] = {}
+        for path, media, ours in await self.db.read(tx):
             if await asyncio.to_thread(os.path.exists, path):
-                found.setdefault(media, []).append(WrittenSubtitle(path, language))
+                found.setdefault(media, []).append(ours)
         return found
 
     async def _forget(self, gone: Sequence[str], walked: WalkReport, report: ScanReport, *, dry_run: bool) -> None:

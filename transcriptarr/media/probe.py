@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import stat
 import subprocess
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +24,7 @@ __all__ = [
     "ProbeErrorKind",
     "SubtitleStream",
     "ffmpeg_path_arg",
+    "incomplete_media",
     "probe_media",
     "probe_media_sync",
     "stderr_tail",
@@ -41,6 +44,15 @@ ProbeErrorKind = Literal[
 # Bitmap subtitle codecs: these need OCR, so they do not count as text subtitles.
 _IMAGE_SUBTITLE_CODECS = frozenset({"hdmv_pgs_subtitle", "dvd_subtitle", "dvb_subtitle", "xsub", "dvb_teletext"})
 _STDERR_TAIL_LINES = 15
+# A header that promises more than can be read by more than this is a file still being copied
+# (a half-copied mkv already holds the full duration): seconds, or a share of the duration.
+_SHORTFALL_SECONDS = 10.0
+_SHORTFALL_SHARE = 0.02
+# ...unless it has not changed for this long: a truncated file that stays so is taken as it is.
+INCOMPLETE_PATIENCE_SECONDS = 3600.0
+# Far past any end: ffprobe seeks to the last packets it can find and reads from there.
+_PAST_THE_END = "99999999%"
+_MEASURE_TIMEOUT_SECONDS = 20.0
 
 
 class ProbeError(Exception):
@@ -105,6 +117,8 @@ class MediaInfo:
     start_time: float
     audio: tuple[AudioStream, ...]
     subtitles: tuple[SubtitleStream, ...]
+    # Where the last packet that can actually be read ends (container time), when measured.
+    readable_end: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe form, for caching probe results."""
@@ -115,6 +129,7 @@ class MediaInfo:
             "start_time": self.start_time,
             "audio": [vars(stream).copy() for stream in self.audio],
             "subtitles": [vars(stream).copy() for stream in self.subtitles],
+            "readable_end": self.readable_end,
         }
 
     @classmethod
@@ -128,6 +143,7 @@ class MediaInfo:
                 start_time=float(data["start_time"]),
                 audio=tuple(AudioStream(**item) for item in data["audio"]),
                 subtitles=tuple(SubtitleStream(**item) for item in data["subtitles"]),
+                readable_end=_opt_float(data.get("readable_end")),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"malformed MediaInfo data: {exc}") from exc
@@ -154,11 +170,13 @@ async def probe_media(
     *,
     timeout: float = 60.0,  # noqa: ASYNC109 - a per-call limit is the documented API
     require_audio: bool = True,
+    measure_length: bool = False,
 ) -> MediaInfo:
     """Probe ``path`` with ffprobe without blocking the event loop.
 
     Raises ProbeError (NoAudioError when ``require_audio`` and there is no
-    audio stream).
+    audio stream). ``measure_length``: also find where the readable data ends
+    (``readable_end``; see `incomplete_media`), one more short ffprobe run.
     """
     path = Path(path)
     # stat can hang on a dead network mount, so it runs in a thread too.
@@ -181,7 +199,79 @@ async def probe_media(
         await _kill(proc)
         raise
     returncode = proc.returncode if proc.returncode is not None else -1
-    return _interpret(path, returncode, stdout, stderr, require_audio)
+    info = _interpret(path, returncode, stdout, stderr, require_audio)
+    if measure_length and info.duration:
+        info = dataclasses.replace(info, readable_end=await readable_end(path))
+    return info
+
+
+async def readable_end(path: Path | str, *, timeout: float = _MEASURE_TIMEOUT_SECONDS) -> float | None:  # noqa: ASYNC109
+    """Where the last readable packet ends, or None when that cannot be told (no packets, an error, too slow).
+
+    ffprobe is asked to start far past the end: it seeks to the last packets it can find (an index
+    at the end of a complete file makes that quick) and reads on to the end of what is there."""
+    args = [
+        "ffprobe", "-v", "error", "-print_format", "json",
+        "-show_entries", "packet=pts_time,duration_time", "-read_intervals", _PAST_THE_END,
+        ffmpeg_path_arg(path),
+    ]  # fmt: skip
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            *args, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL
+        )
+    except OSError:
+        return None
+    try:
+        stdout, _ = await asyncio.wait_for(proc.communicate(), timeout)
+    except TimeoutError:
+        await _kill(proc)
+        return None
+    except BaseException:
+        await _kill(proc)
+        raise
+    return _last_packet_end(stdout)
+
+
+def _last_packet_end(stdout: bytes) -> float | None:
+    try:
+        packets = json.loads(stdout).get("packets") or []
+    except (ValueError, AttributeError):
+        return None
+    ends = []
+    for packet in packets:
+        with contextlib.suppress(TypeError, ValueError):
+            start = _opt_float(packet.get("pts_time"))
+            if start is not None:
+                ends.append(start + (_opt_float(packet.get("duration_time")) or 0.0))
+    return max(ends) if ends else None
+
+
+def incomplete_media(info: MediaInfo, path: Path | str, *, now: float | None = None) -> str | None:
+    """Why ``path`` looks still being written (its header promises more than can be read), or None.
+
+    A file that has not changed for INCOMPLETE_PATIENCE_SECONDS is taken as it is (a truncated
+    download stays truncated). Blocking: it stats the file."""
+    if info.readable_end is None or not info.duration:
+        return None
+    readable = max(0.0, info.readable_end - info.start_time)
+    if info.duration - readable <= max(_SHORTFALL_SECONDS, _SHORTFALL_SHARE * info.duration):
+        return None
+    try:
+        age = (time.time() if now is None else now) - Path(path).stat().st_mtime
+    except OSError:
+        return None
+    if age >= INCOMPLETE_PATIENCE_SECONDS:
+        return None
+    return (
+        f"seems to be still being written: its header says {_clock(info.duration)} long but only "
+        f"{_clock(readable)} can be read yet"
+    )
+
+
+def _clock(seconds: float) -> str:
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
 
 
 def probe_media_sync(path: Path | str, *, timeout: float = 60.0, require_audio: bool = True) -> MediaInfo:

@@ -52,6 +52,7 @@ from transcriptarr.db.models import (
     Task,
     utcnow,
 )
+from transcriptarr.queue.followups import FollowUpPlanner, store_planned
 from transcriptarr.queue.keys import default_priority, media_key
 
 if TYPE_CHECKING:
@@ -361,9 +362,13 @@ class JobQueue:
         result_path: str | None = None,
         result_text: str | None = None,
         processing_seconds: float | None = None,
+        followups: FollowUpPlanner | None = None,
         **fields: Any,
     ) -> bool:
-        """Record success; False when the worker had lost the job (its result is not counted)."""
+        """Record success; False when the worker had lost the job (its result is not counted).
+
+        `followups`: asked, in the same transaction, which follow-ups the completed job has; they
+        are stored with the result (queue/followups.py)."""
         now = self.now()
         values = {
             "state": JobState.COMPLETED,
@@ -377,6 +382,8 @@ class JobQueue:
             **self._finished(now),
             **fields,
         }
+        if followups is not None:
+            return await self.db.write(lambda conn: self._complete_with(conn, job_id, worker, values, followups))
         if self._fast is not None:
             done = await self._fast.update_owned(job_id, worker, values)
             if done is not None:
@@ -390,14 +397,36 @@ class JobQueue:
         params = {"owned_id": job_id, "owned_worker": worker, **{f"v_{c}": v for c, v in values.items()}}
         return await self.db.write_one(lambda conn: conn.execute(statement, params).rowcount == 1)
 
+    def _complete_with(
+        self, conn: Connection, job_id: int, worker: str, values: dict[str, Any], followups: FollowUpPlanner
+    ) -> bool:
+        if conn.execute(update(JOBS).where(self._owned(job_id, worker)).values(**values)).rowcount != 1:
+            return False
+        store_planned(conn, _get(conn, job_id), followups, values["updated_at"])
+        return True
+
     async def _update_owned(self, job_id: int, worker: str, values: dict[str, Any]) -> bool:
         def tx(conn: Connection) -> bool:
             return bool(conn.execute(update(JOBS).where(self._owned(job_id, worker)).values(**values)).rowcount == 1)
 
         return await self.db.write_one(tx)
 
-    async def fail(self, job_id: int, worker: str, error: str, *, permanent: bool, **fields: Any) -> JobState | None:
-        """A failed attempt: retry later with backoff, or fail for good. None if not owned."""
+    async def fail(
+        self,
+        job_id: int,
+        worker: str,
+        error: str,
+        *,
+        permanent: bool,
+        followups: FollowUpPlanner | None = None,
+        counted: bool = True,
+        **fields: Any,
+    ) -> JobState | None:
+        """A failed attempt: retry later with backoff, or fail for good. None if not owned.
+
+        `counted=False`: the attempt is given back (the service, not the job, was short of resources).
+
+        `followups`: for a job that failed for good, asked in the same transaction which follow-ups apply."""
 
         def tx(conn: Connection) -> JobState | None:
             now = self.now()
@@ -405,6 +434,9 @@ class JobQueue:
             if row is None:
                 return None
             attempts, max_attempts = row
+            if not counted:
+                attempts = max(0, attempts - 1)
+                fields["attempts"] = attempts
             values: dict[str, Any]
             if permanent or attempts >= max_attempts:
                 state, values = JobState.FAILED, self._finished(now)
@@ -416,6 +448,8 @@ class JobQueue:
                     self._announce(conn)
             values.update(state=state, error=error, error_permanent=permanent, updated_at=now, **fields)
             conn.execute(update(JOBS).where(JOBS.c.id == job_id).values(**values))
+            if followups is not None and state == JobState.FAILED:
+                store_planned(conn, _get(conn, job_id), followups, now)
             return state
 
         return await self.db.write(tx)

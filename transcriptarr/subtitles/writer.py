@@ -4,17 +4,24 @@ A subtitle is written to a temporary file in the target folder, flushed to disk
 and renamed over the target, so players and Bazarr never see half a file. The
 temporary name carries a recognisable marker so that leftovers from a crash can
 be cleaned up without touching anything else.
+
+Ownership is the content: a subtitle may only be replaced if its bytes are what this
+service wrote there (`Ownership`, hashes read from the registry beforehand). That is
+checked again at the moment of the rename, on the file itself, whatever the database
+is doing: a file the user saved meanwhile is kept (`ForeignSubtitle`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import os
 import re
 import stat
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
 from typing import Final, Literal
@@ -24,9 +31,13 @@ from babelfish import Language
 
 __all__ = [
     "TEMP_MARKER",
+    "ForeignSubtitle",
+    "Ownership",
     "SubtitleWriteError",
     "check_folder_writable",
     "check_name_length",
+    "content_hash",
+    "foreign_reason",
     "language_code",
     "may_write",
     "remove_stale_temp_files",
@@ -62,6 +73,65 @@ class SubtitleWriteError(Exception):
         self.reason = reason
         self.errno = errno_code
         self.permanent = errno_code not in _TRANSIENT_ERRNOS
+
+
+class ForeignSubtitle(Exception):
+    """The target holds a file this service did not write (found at the rename): it was kept."""
+
+    def __init__(self, path: Path, reason: str) -> None:
+        super().__init__(f"{path} {reason}; it was kept")
+        self.path = path
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class Ownership:
+    """Which existing file at a path may be replaced.
+
+    ``hashes``: sha256 of the contents this service wrote there (the last write and one
+    about to happen). ``any_content``: whatever is there (OVERWRITE_FOREIGN_SUBTITLES, or
+    a record from before contents were hashed). A folder is never replaced.
+    """
+
+    hashes: frozenset[str] = frozenset()
+    any_content: bool = False
+
+
+def content_hash(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def foreign_reason(path: Path, ownership: Ownership) -> str | None:
+    """None if ``path`` is absent or may be replaced; else why it is someone else's (blocking: reads it)."""
+    try:
+        info = path.lstat()
+    except FileNotFoundError:
+        return None
+    if stat.S_ISDIR(info.st_mode):
+        return "is a folder"
+    if ownership.any_content:
+        return None
+    if not stat.S_ISREG(info.st_mode):  # a symlink (dangling or not) is someone's choice, never our output
+        return "exists and is not a file Transcriptarr wrote (a link or special file)"
+    if not ownership.hashes:
+        return "exists and was not written by Transcriptarr"
+    try:
+        digest = _file_hash(path)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        return f"exists and cannot be read to tell whose it is ({exc.strerror or exc})"
+    if digest not in ownership.hashes:
+        return "was changed or replaced since Transcriptarr wrote it (its content is not what Transcriptarr wrote)"
+    return None
+
+
+def _file_hash(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while block := handle.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 # --------------------------------------------------------------------------- naming
@@ -142,17 +212,21 @@ def may_write(path: Path, *, ours: bool, overwrite_foreign: bool) -> bool:
 
 def write_atomic(
     path: Path,
-    text: str,
+    text: str | bytes,
     *,
     mode: int | None = None,
     uid: int | None = None,
     gid: int | None = None,
+    ownership: Ownership | None = None,
 ) -> None:
-    """Write UTF-8 ``text`` to ``path`` atomically: the file is complete or untouched.
+    """Write ``text`` (UTF-8) to ``path`` atomically: the file is complete or untouched.
 
     ``mode`` defaults to the replaced file's mode, else 0o666 minus the umask (mkstemp's
     0o600 would hide the subtitle from a media server running as another user).
     ``uid``/``gid`` chown the file (needs root or ownership). Raises SubtitleWriteError.
+    With ``ownership``, the existing target is judged right before the rename and a file
+    that is not ours raises ForeignSubtitle (nothing written); where there was none, the
+    new file is linked in without replacing one that appeared in the meantime.
     """
     path = Path(path)
     step = "create a temporary file in"
@@ -162,7 +236,7 @@ def write_atomic(
         tmp = Path(name)
         step = "write"
         with os.fdopen(fd, "wb") as handle:
-            handle.write(text.encode("utf-8"))
+            handle.write(text.encode("utf-8") if isinstance(text, str) else text)
             handle.flush()
             os.fsync(handle.fileno())  # the data must be on disk before the rename makes it visible
         step = "set permissions on"
@@ -171,7 +245,10 @@ def write_atomic(
             step = "change the owner of"
             os.chown(tmp, -1 if uid is None else uid, -1 if gid is None else gid)
         step = "replace"
-        tmp.replace(path)  # os.replace: atomic on POSIX
+        if ownership is None:
+            tmp.replace(path)  # os.replace: atomic on POSIX
+        else:
+            _replace_if_ours(tmp, path, ownership)
         tmp = None
     except BaseException as exc:  # also on cancellation: never leave a temporary file behind
         if tmp is not None:
@@ -181,6 +258,32 @@ def write_atomic(
             raise SubtitleWriteError(path, _explain(exc, step, path.parent, uid, gid), errno_code=exc.errno) from exc
         raise
     _fsync_dir(path.parent)
+
+
+def _replace_if_ours(tmp: Path, path: Path, ownership: Ownership) -> None:
+    """Rename ``tmp`` over ``path`` unless what is at ``path`` now is someone else's.
+
+    Decided from the file itself, just before the rename: no database in between.
+    """
+    while True:
+        reason = foreign_reason(path, ownership)
+        if reason is not None:
+            raise ForeignSubtitle(path, reason)
+        if path.exists() or path.is_symlink():
+            tmp.replace(path)
+            return
+        try:
+            os.link(tmp, path)  # fails if a file appeared since the look above: never clobbers it
+        except FileExistsError:
+            continue  # judge the newcomer
+        except OSError as exc:
+            if exc.errno not in {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK}:
+                raise
+            tmp.replace(path)  # no hard links here (some FUSE and SMB mounts): a plain rename
+            return
+        with contextlib.suppress(OSError):  # the subtitle is in place; a leftover link is swept later
+            tmp.unlink()
+        return
 
 
 def check_folder_writable(media: Path) -> None:

@@ -19,12 +19,11 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import structlog
 
 from transcriptarr.db.models import Job, Stage, Task
-from transcriptarr.db.outage import until_written
 from transcriptarr.media.audio import (
     AudioExtractError,
     ExtractedAudio,
@@ -33,28 +32,29 @@ from transcriptarr.media.audio import (
     iter_chunks,
 )
 from transcriptarr.media.languages import normalize_language, whisper_code
-from transcriptarr.media.probe import MediaInfo, ProbeError, probe_media
-from transcriptarr.naming import LanguageForm, SubtitleNaming, subtitle_path
+from transcriptarr.media.probe import MediaInfo, ProbeError, incomplete_media, probe_media
+from transcriptarr.naming import SubtitleNaming, subtitle_path
 from transcriptarr.queue.leftovers import work_file_path
 from transcriptarr.subtitles.cues import CueRules, build_cues
 from transcriptarr.subtitles.formats import render
-from transcriptarr.subtitles.registry import SubtitleRegistry
+from transcriptarr.subtitles.owned_write import OVERWRITE_HINT, replaceable, write_owned
+from transcriptarr.subtitles.registry import MediaIdentity, SubtitleRegistry
 from transcriptarr.subtitles.stored import dump_cues
 from transcriptarr.subtitles.writer import (
     SubtitleWriteError,
     check_folder_writable,
     check_name_length,
-    may_write,
     remove_stale_temp_files,
-    write_atomic,
 )
 from transcriptarr.whisper_capabilities import translation_refusal
 from transcriptarr.workers.bundled_models import ModelLoadError
+from transcriptarr.workers.checkpoints import CheckpointFile, job_checkpoint
 from transcriptarr.workers.language import detect_language
+from transcriptarr.workers.library_track import library_track
 from transcriptarr.workers.models import ModelManager
 from transcriptarr.workers.presets import Preset, get_preset
 from transcriptarr.workers.priority import niced_threads
-from transcriptarr.workers.transcribe import Transcript, TranscriptionCancelled, transcribe
+from transcriptarr.workers.transcribe import PartialTranscript, Transcript, TranscriptionCancelled, transcribe
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
@@ -117,10 +117,8 @@ class EngineConfig:
     cpu_fallback: bool = True
     preferred_audio_languages: tuple[str, ...] = ()
     force_language: str | None = None
-    subtitle_format: str = "srt"
-    code_style: LanguageForm = "alpha2"
-    marker: str | None = None
-    name_tags: tuple[str, ...] = ()  # SUBTITLE_NAME_TAGS with {model} filled in
+    # SubtitleNaming.from_settings: the library rules and the Bazarr integration name files the same way.
+    naming: SubtitleNaming = field(default_factory=SubtitleNaming)
     overwrite_foreign: bool = False
     file_mode: int | None = 0o644
     uid: int | None = None
@@ -128,6 +126,7 @@ class EngineConfig:
     work_dir: Path = Path("./data/work")
     worker_nice: int | None = None  # WORKER_NICE: of the inference threads and ffmpeg (workers/priority.py)
     chunk_seconds: float = 1200.0
+    checkpoint_seconds: float = 30.0  # CHECKPOINT_SECONDS: audio between checkpoints (workers/checkpoints.py)
     detect_window_seconds: float = 30.0
     detect_offset_seconds: float = 120.0
     detect_windows: int = 3
@@ -173,7 +172,10 @@ class JobRunner:
         if job.media_path is None:
             raise JobFailure(f"job {job.id} names neither a media file nor an upload", permanent=True)
         media = Path(job.media_path)
-        info = await self._probe(ctx, media)
+        # What the file is now: checked again before the subtitle is written (a file replaced meanwhile).
+        identity = await asyncio.to_thread(_identity_of, media)
+        info = await self._probe(ctx, media, measure_length=True)
+        _refuse_incomplete(info, media)
         stream, reason = choose_audio_track(info, self.config.preferred_audio_languages)
         track = {"index": stream.index, "language": stream.raw_language, "reason": reason}
         ctx.fields.update(media_duration=info.duration, details={**job.details, "audio_track": track})
@@ -185,12 +187,9 @@ class JobRunner:
             if isinstance(early, Outcome):
                 return early
         target_path = self._target_path(media, job.target_language or known)
-        if target_path is not None and not await self._may_write(target_path, job):
-            return self._skip(
-                ctx,
-                f"{target_path} exists and was not written by Transcriptarr; "
-                "set OVERWRITE_FOREIGN_SUBTITLES=true to replace it",
-            )
+        kept = await self._why_not_writable(target_path, job) if target_path is not None else None
+        if kept is not None:
+            return self._skip(ctx, f"{target_path} {kept}; {OVERWRITE_HINT}")
 
         try:  # a read-only or full media folder: say so now, not after the transcription
             await asyncio.to_thread(check_folder_writable, media)
@@ -202,7 +201,7 @@ class JobRunner:
         work_file = work_file_path(self.config.work_dir, job.id, ".pcm")
         try:
             audio = await self._extract(media, stream.index, work_file, info)
-            return await self._transcribe_and_write(ctx, media, audio, info, known, device)
+            return await self._transcribe_and_write(ctx, media, audio, info, known, device, identity)
         finally:
             work_file.unlink(missing_ok=True)
 
@@ -214,7 +213,12 @@ class JobRunner:
         # Named after the job: the sweep of leftovers (queue/leftovers.py) removes it once the job ended.
         work_file = work_file_path(self.config.work_dir, job.id, ".pcm")
         try:
-            if job.options.get("encode", False):
+            # Bazarr's ffmpeg command may have sent another track than the language asked for.
+            chosen = await library_track(ctx, work_file, nice=self.config.worker_nice)
+            if chosen is not None:
+                audio = chosen.audio
+                ctx.fields["details"] = {**job.details, "audio_track": chosen.track}
+            elif job.options.get("encode", False):
                 info = await self._probe(ctx, upload)
                 stream, _ = choose_audio_track(info, self.config.preferred_audio_languages)
                 ctx.enter(Stage.EXTRACTING_AUDIO)
@@ -250,10 +254,10 @@ class JobRunner:
         return Outcome(result_text=dump_cues(cues, language), fields={**ctx.fields, "details": details})
 
     # --- steps ---
-    async def _probe(self, ctx: JobContext, media: Path) -> MediaInfo:
+    async def _probe(self, ctx: JobContext, media: Path, *, measure_length: bool = False) -> MediaInfo:
         ctx.enter(Stage.PROBING)
         try:
-            return await probe_media(media)
+            return await probe_media(media, measure_length=measure_length)
         except ProbeError as exc:
             raise JobFailure(str(exc), permanent=exc.permanent) from None
 
@@ -293,20 +297,15 @@ class JobRunner:
     def _target_path(self, media: Path, language: str | None) -> Path | None:
         if language is None:
             return None
-        naming = SubtitleNaming(
-            self.config.subtitle_format, self.config.code_style, self.config.name_tags, self.config.marker
-        )
-        return subtitle_path(media, language, naming)
+        return subtitle_path(media, language, self.config.naming)
 
-    async def _may_write(self, path: Path, job: Job) -> bool:
+    async def _why_not_writable(self, path: Path, job: Job) -> str | None:
+        """None if `path` may be written; else why the file there is kept (someone else's)."""
         try:
             check_name_length(path)
         except SubtitleWriteError as exc:
             raise _write_failure(exc, job) from None
-        if not await asyncio.to_thread(path.exists):
-            return True
-        ours = await self.subtitles.is_ours(path)
-        return may_write(path, ours=ours, overwrite_foreign=self.config.overwrite_foreign)
+        return await replaceable(self.subtitles, path, overwrite_foreign=self.config.overwrite_foreign)
 
     async def _transcribe_and_write(
         self,
@@ -316,6 +315,7 @@ class JobRunner:
         info: MediaInfo,
         known: str | None,
         device: str | None,
+        identity: MediaIdentity | None = None,
     ) -> Outcome:
         preset = _preset_for(ctx.job, self.config.extra_args)
         duration = audio.duration
@@ -345,31 +345,39 @@ class JobRunner:
             return self._skip(ctx, "no speech was recognised in the audio track; no subtitle written")
         path = self._target_path(media, language)
         assert path is not None
-        if not await self._may_write(path, ctx.job):
-            return self._skip(ctx, f"{path} appeared meanwhile and was not written by Transcriptarr")
+        # The media replaced or grown during the transcription: this result is stale; do it again.
+        _refuse_changed(media, identity, await asyncio.to_thread(_identity_of, media))
+        kept = await self._why_not_writable(path, ctx.job)
+        if kept is not None:
+            return self._skip(ctx, f"{path} {kept} (appeared meanwhile); {OVERWRITE_HINT}")
         # Temp files of writes that a killed process never finished: those of this very subtitle at
         # any age (only the job that owns this target writes it, so they are from an interrupted
         # attempt), those of other files once old (an old one is never in flight).
         await asyncio.to_thread(remove_stale_temp_files, path.parent, only_for=path)
         await asyncio.to_thread(remove_stale_temp_files, path.parent, min_age=120.0)
-        fmt = "lrc" if path.suffix == ".lrc" else self.config.subtitle_format
+        fmt = self.config.naming.format_for(media)  # lrc for an audio file (AUDIO_LYRICS), else SUBTITLE_FORMAT
         text = await asyncio.to_thread(render, cues, fmt, language=language)
-        # Recorded as ours before it is written: a crash between the two would otherwise leave our
-        # subtitle looking like someone else's, and the job's next attempt would not replace it.
-        await until_written(
-            lambda: self.subtitles.record(path, media_path=str(media), language=language, job_id=ctx.job.id),
-            what="subtitle record",
-            job_id=ctx.job.id,
-        )
+        # Recorded as ours (pending) before the rename, and judged from the file itself at the rename:
+        # a subtitle someone saved meanwhile is kept, whatever the database was doing (owned_write.py).
         try:
-            await asyncio.to_thread(
-                write_atomic, path, text, mode=self.config.file_mode, uid=self.config.uid, gid=self.config.gid
+            kept = await write_owned(
+                self.subtitles,
+                path,
+                text.encode("utf-8"),
+                media_path=str(media),
+                language=language,
+                job_id=ctx.job.id,
+                media=identity,
+                overwrite_foreign=self.config.overwrite_foreign,
+                mode=self.config.file_mode,
+                uid=self.config.uid,
+                gid=self.config.gid,
             )
         except SubtitleWriteError as exc:
-            if not await asyncio.to_thread(path.exists):  # nothing there is ours after all
-                with contextlib.suppress(Exception):
-                    await self.subtitles.forget(path)
             raise _write_failure(exc, ctx.job) from None
+        if kept is not None:
+            log.warning("subtitle_kept", job_id=ctx.job.id, path=str(media), subtitle=str(path), reason=kept)
+            return self._skip(ctx, f"{path} {kept}; {OVERWRITE_HINT}")
         details = {
             **ctx.fields.get("details", ctx.job.details),
             "cues": len(cues),
@@ -425,23 +433,61 @@ class JobRunner:
             return self._cannot(ctx, plan_or_reason)
         plan = plan_or_reason
         ctx.enter(Stage.TRANSLATING if plan.task == Task.TRANSLATE else Stage.TRANSCRIBING)
+        task: Literal["transcribe", "translate"] = "translate" if plan.task == Task.TRANSLATE else "transcribe"
+        # A client's own prompt (Bazarr's initial_prompt) wins over the library-wide one.
+        initial_prompt = ctx.job.options.get("initial_prompt") or self.config.initial_prompt
+        checkpoint, resume = await self._checkpoint(ctx, task, source, preset, initial_prompt)
         transcript = await self._in_thread(
             ctx,
             lambda: transcribe(
                 model,
                 chunks(),
                 duration=duration,
-                task="translate" if plan.task == Task.TRANSLATE else "transcribe",
+                task=task,
                 language=source,
                 preset=preset,
-                # A client's own prompt (Bazarr's initial_prompt) wins over the library-wide one.
-                initial_prompt=ctx.job.options.get("initial_prompt") or self.config.initial_prompt,
+                initial_prompt=initial_prompt,
                 hotwords=self.config.hotwords,
                 on_progress=ctx.on_progress,
                 should_cancel=ctx.cancelled.is_set,
+                resume_from=resume,
+                on_checkpoint=checkpoint.save if checkpoint is not None else None,
+                checkpoint_seconds=self.config.checkpoint_seconds,
             ),
         )
         return transcript, plan.target_language
+
+    async def _checkpoint(
+        self, ctx: JobContext, task: str, language: str, preset: Preset, initial_prompt: str | None
+    ) -> tuple[CheckpointFile | None, PartialTranscript | None]:
+        """Where this attempt keeps its checkpoints, and what an earlier attempt finished (workers/checkpoints.py)."""
+        if self.config.checkpoint_seconds <= 0:
+            return None, None
+        track = ctx.fields.get("details", ctx.job.details).get("audio_track") or {}
+        checkpoint = await asyncio.to_thread(
+            job_checkpoint,
+            self.config.work_dir,
+            ctx.job,
+            stream=track.get("index"),
+            model=self.config.model,
+            task=task,
+            language=language,
+            preset=preset,
+            initial_prompt=initial_prompt,
+            hotwords=self.config.hotwords,
+        )
+        resume = await asyncio.to_thread(checkpoint.load) if checkpoint is not None else None
+        if resume is not None:
+            log.info(
+                "transcription_resumed",
+                job_id=ctx.job.id,
+                path=ctx.job.media_path,
+                offset_seconds=round(resume.offset, 2),
+                words=len(resume.words),
+            )
+            details = ctx.fields.get("details", ctx.job.details)
+            ctx.fields["details"] = {**details, "resumed_from_seconds": round(resume.offset, 2)}
+        return checkpoint, resume
 
     async def _with_model(
         self, device: str | None, work: Callable[[Any], Any], *, ctx: JobContext | None = None
@@ -477,6 +523,35 @@ class JobRunner:
             raise
         except TranscriptionCancelled:
             raise JobCancelled(f"job {ctx.job.id} cancelled during transcription") from None
+
+
+def _identity_of(media: Path) -> MediaIdentity | None:
+    """Size, mtime and inode of the media now (None if it cannot be read: the probe says why)."""
+    try:
+        info = media.stat()
+    except OSError:
+        return None
+    return MediaIdentity(info.st_size, info.st_mtime_ns, info.st_ino, info.st_dev)
+
+
+def _refuse_changed(media: Path, before: MediaIdentity | None, now: MediaIdentity | None) -> None:
+    """A media file that changed since the job started gets no subtitle from its old content."""
+    if before is None:
+        return
+    change = "it is gone" if now is None else before.differs(now)
+    if change:
+        raise JobFailure(
+            f"{media} changed while it was transcribed ({change}); the result is dropped and the job "
+            "queued again to transcribe the file as it is now",
+            permanent=False,
+        )
+
+
+def _refuse_incomplete(info: MediaInfo, media: Path) -> None:
+    """A file still being copied (its header promises more than can be read) is tried again later."""
+    missing = incomplete_media(info, media)
+    if missing:
+        raise JobFailure(f"{media} {missing}; tried again later", permanent=False)
 
 
 def _write_failure(exc: SubtitleWriteError, job: Job) -> JobFailure:

@@ -26,9 +26,11 @@ import structlog
 from transcriptarr.db.models import FINISHED_STATES, Job, JobState, Stage
 from transcriptarr.db.outage import log_failure, until_written
 from transcriptarr.queue.events import JobEvents
+from transcriptarr.queue.followups import FollowUpPlanner
 from transcriptarr.queue.jobqueue import JobQueue
 from transcriptarr.queue.registry import WorkerRegistry
 from transcriptarr.workers.job_runner import JobCancelled, JobContext, JobFailure, Outcome
+from transcriptarr.workers.shortage import service_shortage, shortage_reason
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
@@ -77,9 +79,11 @@ class WorkerPool:
         config: PoolConfig,
         events: JobEvents | None = None,
         after_job: Callable[[Job], None] | None = None,
+        followups: FollowUpPlanner | None = None,
     ) -> None:
         self.queue = queue
         self.after_job = after_job  # told of each job that completed or finally failed; must not block
+        self.followups = followups  # stored with each result, in its transaction (integrations/followups.py)
         self.events = events or JobEvents()
         self.registry = registry
         self.runner = runner
@@ -224,14 +228,15 @@ class WorkerPool:
             ok = await self._settle(lambda: self.queue.acknowledge_cancel(job.id, worker_id), "cancelled", job)
             self._log_finished(running, device, "cancelled", recorded=ok)
         except JobFailure as failure:
-            await self._failed(running, device, str(failure), permanent=failure.permanent)
+            shortage = service_shortage(failure)  # EMFILE running ffprobe: retried, the attempt not counted
+            await self._failed(running, device, str(failure), permanent=failure.permanent, shortage=shortage)
         except TimeoutError:
             reason = f"took longer than the maximum of {self.config.max_job_seconds / 60:g} minutes (MAX_JOB_MINUTES)"
             await self._failed(running, device, reason, permanent=True)
         except Exception as exc:  # a bug or an unforeseen library error: retry, and say what it was
             log.exception("job_crashed", job_id=job.id, path=job.media_path)
             reason = f"unexpected error: {type(exc).__name__}: {exc}"
-            await self._failed(running, device, reason, permanent=False)
+            await self._failed(running, device, reason, permanent=False, shortage=service_shortage(exc))
         else:
             await self._completed(running, device, outcome)
         finally:
@@ -274,6 +279,7 @@ class WorkerPool:
                 result_path=outcome.result_path,
                 result_text=outcome.result_text,
                 processing_seconds=round(seconds, 3),
+                followups=self.followups,
                 **fields,
             ),
             result,
@@ -281,12 +287,24 @@ class WorkerPool:
         )
         self._log_finished(running, device, result, outcome=outcome, recorded=ok)
 
-    async def _failed(self, running: _Running, device: str, reason: str, *, permanent: bool) -> None:
+    async def _failed(
+        self, running: _Running, device: str, reason: str, *, permanent: bool, shortage: OSError | None = None
+    ) -> None:
         ctx, job = running.ctx, running.ctx.job
+        if shortage is not None:  # the service's own shortage (workers/shortage.py): not the job's attempt
+            reason, permanent = shortage_reason(reason, shortage), False
         fields = {k: v for k, v in ctx.fields.items() if k in _JOB_COLUMNS}
         state = await asyncio.shield(
             until_written(
-                lambda: self.queue.fail(job.id, running.worker, reason, permanent=permanent, **fields),
+                lambda: self.queue.fail(
+                    job.id,
+                    running.worker,
+                    reason,
+                    permanent=permanent,
+                    followups=self.followups,
+                    counted=shortage is None,
+                    **fields,
+                ),
                 what="job failure",
                 job_id=job.id,
             )

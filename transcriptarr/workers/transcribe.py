@@ -21,7 +21,15 @@ from numpy.typing import NDArray
 from transcriptarr.subtitles.cues import Word
 from transcriptarr.workers.presets import DEFAULT_PRESET, Preset, VadParameters
 
-__all__ = ["SAMPLE_RATE", "SegmentText", "Transcript", "TranscriptionCancelled", "speech_regions", "transcribe"]
+__all__ = [
+    "SAMPLE_RATE",
+    "PartialTranscript",
+    "SegmentText",
+    "Transcript",
+    "TranscriptionCancelled",
+    "speech_regions",
+    "transcribe",
+]
 
 SAMPLE_RATE = 16_000
 
@@ -63,6 +71,23 @@ class Transcript:
         return " ".join(segment.text for segment in self.segments)
 
 
+@dataclass(frozen=True)
+class PartialTranscript:
+    """What a run finished before ``offset`` (seconds): a checkpoint, and where a later run resumes.
+
+    ``offset`` lies in a pause (the start of the next speech region, the midpoint of a
+    gap between segments, or a chunk's end), so no word is in flight there: every word
+    here ends before it, and a run resumed there hears only what comes after it.
+    """
+
+    offset: float
+    language: str | None
+    language_probability: float
+    words: tuple[Word, ...]
+    segments: tuple[SegmentText, ...]
+    speech: tuple[tuple[float, float], ...] | None
+
+
 def transcribe(
     model: WhisperModel,
     chunks: Iterable[tuple[float, NDArray[np.float32]]],
@@ -75,6 +100,9 @@ def transcribe(
     hotwords: str | None = None,
     on_progress: Callable[[float], None] | None = None,
     should_cancel: Callable[[], bool] | None = None,
+    resume_from: PartialTranscript | None = None,
+    on_checkpoint: Callable[[PartialTranscript], None] | None = None,
+    checkpoint_seconds: float = 30.0,
 ) -> Transcript:
     """Transcribe (or translate to English) 16 kHz mono float32 chunks ``(offset_seconds, samples)``.
 
@@ -84,6 +112,11 @@ def transcribe(
     ``language=None`` lets Whisper detect it on the first chunk with speech.
     ``initial_prompt`` and ``hotwords``, when given, win over the same names in
     the preset's extra arguments (a request's prompt over the library-wide one).
+
+    ``resume_from`` (an earlier run's checkpoint of the same audio and settings)
+    skips the audio before its offset and keeps its words. ``on_checkpoint`` gets
+    what is finished about every ``checkpoint_seconds`` of audio (in this thread:
+    it must be quick), once more when cancelled (the last pause reached) and at the end.
     """
     progress = _Progress(duration, on_progress)
     cancelled = should_cancel or _never
@@ -92,6 +125,16 @@ def transcribe(
         language = "en"  # what an English-only model hears, whatever was asked
     found = _Found(language)
     speech: list[tuple[float, float]] | None = [] if preset.vad_filter else None
+    start = 0.0
+    if resume_from is not None:
+        start = resume_from.offset
+        found.resume(resume_from)
+        if speech is not None:
+            speech.extend(resume_from.speech or ())
+        progress.report(start)
+    marks = _Checkpoints(
+        found, speech, on_checkpoint, every=checkpoint_seconds, start=start, whole_windows=preset.batched
+    )
     options = preset.transcribe_kwargs()
     if initial_prompt is not None:
         options["initial_prompt"] = initial_prompt
@@ -99,25 +142,41 @@ def transcribe(
         options["hotwords"] = hotwords
 
     for offset, samples in chunks:
-        _check(cancelled)
+        marks.check(cancelled)
         chunk_end = offset + len(samples) / SAMPLE_RATE
+        if chunk_end <= start:  # done by an earlier run
+            continue
+        if offset < start:  # resumed inside this chunk: only the audio after the checkpoint
+            skip = round((start - offset) * SAMPLE_RATE)
+            samples, offset = samples[skip:], offset + skip / SAMPLE_RATE
+        regions: list[tuple[float, float]] | None = None
         if speech is not None:  # the preset uses VAD
             regions = speech_regions(samples, preset.vad, offset=offset)
             speech.extend(regions)
             if not regions:  # nothing to hear: skip the model (and its language guess)
+                marks.reached(chunk_end, chunk_end=True)
                 progress.report(chunk_end)
                 continue
         windows = _fixed_windows(len(samples)) if preset.batched and not preset.vad_filter else {}
         segments, info = pipeline.transcribe(samples, task=task, language=found.language, **options, **windows)
+        previous: tuple[float, int] | None = None  # (end, window) of the chunk's last segment
         with contextlib.closing(segments):  # stops decoding early when cancelled
             for segment in segments:
-                _check(cancelled)
+                if previous is not None:
+                    cut = _pause_between(previous[0], offset + segment.start, regions)
+                    if cut is not None:
+                        marks.reached(cut, new_window=segment.seek != previous[1])
+                marks.check(cancelled)
                 if not _looks_made_up(segment, preset):
                     found.add(segment, offset, chunk_end)
+                    found.settle_language(info)
+                previous = (offset + segment.end, segment.seek)
                 progress.report(offset + segment.end)
         found.settle_language(info)
+        marks.reached(chunk_end, chunk_end=True)  # chunks are cut at quiet points
         progress.report(chunk_end)
 
+    marks.finish(duration)
     progress.report(duration)
     return Transcript(found.language, found.probability, duration, found.words, found.segments, speech)
 
@@ -141,6 +200,26 @@ def _looks_made_up(segment: Any, preset: Preset) -> bool:
     if preset.no_speech_threshold is None or preset.log_prob_threshold is None:  # turned off (WHISPER_EXTRA_ARGS)
         return False
     return bool(segment.no_speech_prob > preset.no_speech_threshold and segment.avg_logprob < preset.log_prob_threshold)
+
+
+# Without VAD regions, a gap this long between two segments is a pause to resume at.
+_MIN_PAUSE = 0.5  # seconds
+_TIME_SLACK = 0.02  # seconds: faster-whisper rounds segment and word times to 10 ms
+
+
+def _pause_between(end: float, next_start: float, regions: list[tuple[float, float]] | None) -> float | None:
+    """Where to resume between a segment that ended at ``end`` and the next one, or None: no pause.
+
+    With VAD: the start of the first speech region after ``end``, if the next segment
+    starts in it or later (a resumed run's VAD finds that region start again, so it
+    decodes the same speech). Without: the middle of a long enough gap.
+    """
+    if regions is None:
+        return (end + next_start) / 2 if next_start - end >= _MIN_PAUSE else None
+    for region_start, _ in regions:
+        if region_start >= end - _TIME_SLACK:
+            return region_start if region_start <= next_start + _TIME_SLACK else None
+    return None
 
 
 def _fixed_windows(samples: int, window_seconds: float = 30.0) -> dict[str, Any]:
@@ -186,6 +265,12 @@ class _Found:
         self.words: list[Word] = []
         self.segments: list[SegmentText] = []
 
+    def resume(self, done: PartialTranscript) -> None:
+        self.words.extend(done.words)
+        self.segments.extend(done.segments)
+        if done.language is not None:  # fixed by the earlier run, as by an earlier chunk
+            self.language, self.probability = done.language, done.language_probability
+
     def add(self, segment: Any, offset: float, chunk_end: float) -> None:
         def clamp(t: float) -> float:
             # Word times may spill past the padded end of the chunk by a frame.
@@ -217,6 +302,79 @@ class _Found:
         if self.language is None and self.segments:
             self.language = info.language
             self.probability = float(info.language_probability)
+
+
+class _Checkpoints:
+    """Marks the pauses a run reaches and hands out checkpoints (``PartialTranscript``) at some of them.
+
+    One is handed out once ``every`` seconds of audio passed since the last (0: never),
+    at the next pause; with ``whole_windows`` (the batched pipeline, which decodes its
+    windows each on its own, so that a run resumed where one starts decodes the same
+    ones) only at a pause where a new window starts or a chunk ends, or at any pause
+    once three times that passed. Also at a cancel (the last pause reached) and at the end.
+    The sequential pipeline's windows move on with the words, so there a resumed run's
+    first window starts at the pause and may hear a word near it differently.
+    """
+
+    def __init__(
+        self,
+        found: _Found,
+        speech: list[tuple[float, float]] | None,
+        save: Callable[[PartialTranscript], None] | None,
+        *,
+        every: float,
+        start: float,
+        whole_windows: bool,
+    ) -> None:
+        self._found = found
+        self._whole_windows = whole_windows
+        self._speech = speech
+        self._save = save
+        self._every = every
+        self._saved_at = start
+        # The last pause reached and not handed out yet: (offset, words, segments) then.
+        # Counts, not copies: words and segments are only ever appended.
+        self._last: tuple[float, int, int] | None = None
+
+    def reached(self, offset: float, *, new_window: bool = False, chunk_end: bool = False) -> None:
+        """Everything before ``offset`` (a pause) is done."""
+        if self._save is None or offset <= self._saved_at:
+            return
+        self._last = (offset, len(self._found.words), len(self._found.segments))
+        since = offset - self._saved_at
+        at_window = new_window or chunk_end or not self._whole_windows
+        if self._every > 0 and since >= self._every and (at_window or since >= 3 * self._every):
+            self._hand_out()
+
+    def check(self, cancelled: Callable[[], bool]) -> None:
+        """Raise ``TranscriptionCancelled`` when asked to stop, handing out the last pause reached first."""
+        if cancelled():
+            self._hand_out()
+            raise TranscriptionCancelled
+
+    def finish(self, duration: float) -> None:
+        """The whole audio is done: a later run (after a crash before the result was stored) has nothing to do."""
+        self.reached(duration)
+        self._hand_out()
+
+    def _hand_out(self) -> None:
+        if self._save is None or self._last is None:
+            return
+        offset, words, segments = self._last
+        found, speech = self._found, None
+        if self._speech is not None:  # regions after the pause belong to the resumed run
+            speech = tuple((s, min(e, offset)) for s, e in self._speech if s < offset)
+        self._save(
+            PartialTranscript(
+                offset,
+                found.language,
+                found.probability,
+                tuple(found.words[:words]),
+                tuple(found.segments[:segments]),
+                speech,
+            )
+        )
+        self._saved_at, self._last = offset, None
 
 
 class _Progress:

@@ -3,19 +3,20 @@
 Jellyfin, Emby and Plex notice a new sidecar subtitle only at their next scan; a
 refresh of the one item shows it at once. The job's details say which server and
 item (`{"webhook": {"server": "jellyfin", "item_id": "..."}}`, written by
-queueing.py). Runs as a follow-up (followups.py): in the background, retried
-while the server is down, not retried when it refuses the key or forgot the item.
+queueing.py). Runs as a follow-up (followups.py): stored with the job's result,
+done in the background, retried while the server is down (across restarts), not
+retried when it refuses the key or forgot the item. Harmless to repeat.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import cast
+from typing import Any, cast
 
 import structlog
 
 from transcriptarr.db.models import Job, JobState
-from transcriptarr.integrations.followups import FollowUp, FollowUpError
+from transcriptarr.integrations.followups import Attempt, FollowUp, FollowUpError, Plan
 from transcriptarr.integrations.mediaservers.events import ServerName
 from transcriptarr.integrations.mediaservers.http import MediaServerError
 from transcriptarr.integrations.mediaservers.servers import SERVERS, configured, server_from_settings
@@ -47,12 +48,18 @@ class MediaServerRefresh:
         wrote = job.state == JobState.COMPLETED and not (job.details or {}).get("skipped")
         return wrote and origin is not None and origin[0] in self.servers
 
-    async def __call__(self, job: Job) -> None:
+    def plan(self, job: Job) -> Plan:
         origin = webhook_origin(job)
-        server = server_from_settings(self.settings, origin[0]) if origin is not None else None
-        if origin is None or server is None:
-            return
-        name, item = origin
+        assert origin is not None  # wants() said so
+        return Plan(origin[0], {"server": origin[0], "item_id": origin[1]})
+
+    async def perform(self, data: dict[str, Any], attempt: Attempt) -> None:
+        name, item = data.get("server"), data.get("item_id")
+        if name not in SERVERS or not isinstance(item, str):
+            raise FollowUpError(f"the stored refresh of job {attempt.job_id} names no media server item", retry=False)
+        server = server_from_settings(self.settings, cast(ServerName, name))
+        if server is None:
+            raise FollowUpError(f"{name} is no longer configured; its item {item} is not refreshed", retry=False)
         # A client per refresh: they are rare, and nothing is left open between them.
         try:
             await server.refresh(item)
@@ -60,7 +67,7 @@ class MediaServerRefresh:
             raise FollowUpError(str(exc), retry=exc.retry) from None
         finally:
             await server.close()
-        log.info("media_server_refreshed", job_id=job.id, path=job.media_path, server=name, item_id=item)
+        log.info("media_server_refreshed", job_id=attempt.job_id, path=attempt.path, server=name, item_id=item)
 
 
 def refresh_from_settings(settings: Settings) -> FollowUp | None:
