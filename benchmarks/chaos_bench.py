@@ -1,7 +1,7 @@
 """SIGKILL chaos against the real service: kill it N times at aimed moments, let it finish, count what broke.
 
     python benchmarks/chaos_bench.py --backend sqlite|postgresql|mariadb [--kills N (20)] [--seed S]
-        [--url URL] [--workdir DIR]
+        [--url URL] [--workdir DIR] [--no-resume] [--kill-at F (0.65)]
 
 The harness is tests/faults/chaos.py (see its docstring): a small library of real speech,
 `python -m transcriptarr run` with the bundled tiny.en model, killed (SIGKILL, the whole
@@ -14,9 +14,18 @@ throwaway server started by tests/servers.py in a temporary directory, in a data
 for the run; --url must name an empty database. The work folder (media, data, one log per
 start) is kept with --workdir, else removed.
 
+Then (unless --no-resume) the work redone after a SIGKILL is measured (tests/faults/resume.py,
+always on SQLite): a ~2-minute file transcribed unbroken, and again killed at --kill-at of its
+progress and restarted, which continues from its checkpoint:
+    RESUME duration=<s> killed_at=<%> resumed_from=<s> second_attempt_audio=<fraction of the audio
+        the attempt after the restart transcribed> second_attempt_time=<its time / the unbroken run's>
+        redone=<audio transcribed over both attempts / duration; 1.00: nothing done twice> wer=<words
+        that differ from the unbroken run's>
+
 The last line is machine-readable, and the exit status is 1 when anything was lost,
 duplicated, left partial or stuck (or left over, or a start crashed by itself):
     RESULT kills=<n> jobs=<m> lost=0 duplicated=0 partial_files=0 stuck=0 leftovers=0 crashes=0 rewritten=<k>
+        [redone=<r>]
 """
 
 from __future__ import annotations
@@ -36,6 +45,7 @@ from sqlalchemy import create_engine, text  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
 from tests.faults.chaos import run_chaos  # noqa: E402
+from tests.faults.resume import measure_resume  # noqa: E402
 from tests.servers import RunningServer, start_mariadb, start_postgres  # noqa: E402
 
 BENCH_DATABASE = "transcriptarr_chaos"
@@ -88,7 +98,11 @@ def main() -> None:
     parser.add_argument("--seed", type=int, help="for a run that aims its kills the same way again")
     parser.add_argument("--url", help="user-style URL of an empty database (default: a throwaway one)")
     parser.add_argument("--workdir", help="an empty folder to keep media, data and logs in (default: a temporary one)")
+    parser.add_argument("--no-resume", action="store_true", help="skip measuring the work redone after a SIGKILL")
+    parser.add_argument("--kill-at", type=float, default=0.65, help="progress (0..1) at which the resume run is killed")
     args = parser.parse_args()
+    if not 0 < args.kill_at < 1:
+        parser.error("--kill-at must be between 0 and 1, e.g. 0.65")
     if args.kills < 0:
         parser.error("--kills must be 0 or more")
     if args.url is not None and make_url(args.url).get_backend_name().replace("mysql", "mariadb") != args.backend:
@@ -98,7 +112,12 @@ def main() -> None:
         print(report.describe())
         if not report.ok:
             print(f"PROBLEMS:\n{report.problems()}")
-    print(f"{report.result_line()} backend={args.backend} seconds={report.seconds:.0f}")
+        redone = ""
+        if not args.no_resume:
+            resumed = measure_resume(workdir / "resume", kill_at=args.kill_at)
+            print(resumed.describe())
+            redone = f" redone={resumed.redone_ratio:.2f}"
+    print(f"{report.result_line()}{redone} backend={args.backend} seconds={report.seconds:.0f}")
     sys.exit(0 if report.ok else 1)
 
 

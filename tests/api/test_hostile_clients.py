@@ -529,6 +529,12 @@ async def test_1000_slow_header_connections_under_ulimit_1024_cannot_stop_health
         assert service.alive()
     log_text = service.log_path.read_text(errors="replace")
     events = [json.loads(line).get("event") for line in log_text.splitlines() if line.startswith("{")]
+    print(
+        f"flood: {counts}; /health {len(health)} checks, slowest {max(s for _, s in health):.3f} s; job "
+        f"{final['state']} in {final['attempts']} attempt(s); log {len(log_text)} bytes, "
+        f"refusal lines {events.count('http_connections_refused')}, header-timeout lines "
+        f"{events.count('http_header_timeout')}"
+    )
     assert health and all(status == 200 for status, _ in health), health
     assert max(seconds for _, seconds in health) < HEALTH_BOUND_SECONDS
     assert final["state"] == "completed" and final["attempts"] == 1, final

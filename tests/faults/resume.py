@@ -20,6 +20,7 @@ Used by tests/faults/test_resume_after_kill.py and benchmarks/chaos_bench.py.
 from __future__ import annotations
 
 import contextlib
+import difflib
 import json
 import re
 import time
@@ -35,7 +36,7 @@ from tests.media_factory import concat_audio, fixture_path, make_silence, make_v
 from transcriptarr.db.models import JobState
 from transcriptarr.queue.jobqueue import JOBS
 
-CHECKPOINT_SECONDS = 10.0  # the setting of these runs: checkpoints close together on a short file
+CHECKPOINT_SECONDS = 5.0  # the setting of these runs: checkpoints close together on a short file
 SENTENCES = (
     "The quick brown fox jumps over the lazy dog near the river bank.",
     "Good morning, the train to the city leaves at nine o'clock sharp.",
@@ -47,6 +48,11 @@ SENTENCES = (
     "The children played football in the park until the sun went down.",
     "My grandmother bakes fresh bread every Sunday morning for the whole family.",
     "The museum downtown has a new exhibition about ancient Egypt.",
+    "Our neighbours painted their front door a bright shade of yellow.",
+    "The pilot announced that we would land twenty minutes early.",
+    "Fresh snow covered the hills and the roads were quiet all night.",
+    "He wrote a long letter to his brother who lives across the ocean.",
+    "The orchestra played until midnight and nobody wanted to leave.",
 )
 _START_TIMEOUT = 120.0
 
@@ -81,6 +87,10 @@ class ResumeMeasurement:
         assert self.killed.progress_at_kill is not None
         return self.killed.progress_at_kill + self.second_attempt_ratio
 
+    def word_diff(self) -> str:
+        """Where the resumed run's words differ from the unbroken run's."""
+        return _diff(self.unbroken.words, self.killed.words)
+
     def describe(self) -> str:
         return (
             f"RESUME duration={self.duration:.1f}s killed_at={self.killed.progress_at_kill:.0%} "
@@ -90,14 +100,19 @@ class ResumeMeasurement:
         )
 
 
+def _diff(before: list[str], after: list[str]) -> str:
+    lines = difflib.unified_diff(before, after, "unbroken", "killed and resumed", lineterm="", n=2)
+    return "\n".join(lines)
+
+
 def make_media(folder: Path) -> Path:
     """About two minutes of speech: jfk.flac and espeak-ng sentences, with a pause after each."""
     folder.mkdir(parents=True, exist_ok=True)
     pause = make_silence(folder / "pause.wav", 1.2)
     parts: list[Path] = []
-    for i in range(0, len(SENTENCES), 2):
+    for i in range(0, len(SENTENCES), 3):
         parts += [fixture_path("jfk.flac"), pause]
-        for j, sentence in enumerate(SENTENCES[i : i + 2]):
+        for j, sentence in enumerate(SENTENCES[i : i + 3]):
             parts += [speak(sentence, folder / f"sentence-{i + j}.wav"), pause]
     audio = concat_audio(folder / "speech.wav", parts)
     return make_video(folder / "Two Minutes.mkv", [(audio, "eng", True)])

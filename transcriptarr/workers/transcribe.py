@@ -202,7 +202,7 @@ def _looks_made_up(segment: Any, preset: Preset) -> bool:
     return bool(segment.no_speech_prob > preset.no_speech_threshold and segment.avg_logprob < preset.log_prob_threshold)
 
 
-# Without VAD regions, a gap this long between two segments is a pause to resume at.
+# A gap this long between two segments is a pause to resume at.
 _MIN_PAUSE = 0.5  # seconds
 _TIME_SLACK = 0.02  # seconds: faster-whisper rounds segment and word times to 10 ms
 
@@ -210,16 +210,18 @@ _TIME_SLACK = 0.02  # seconds: faster-whisper rounds segment and word times to 1
 def _pause_between(end: float, next_start: float, regions: list[tuple[float, float]] | None) -> float | None:
     """Where to resume between a segment that ended at ``end`` and the next one, or None: no pause.
 
-    With VAD: the start of the first speech region after ``end``, if the next segment
-    starts in it or later (a resumed run's VAD finds that region start again, so it
-    decodes the same speech). Without: the middle of a long enough gap.
+    The start of the first speech region after ``end``, if the next segment starts in
+    it or later (a resumed run's VAD finds that region start again, so it decodes the
+    same speech); else the middle of a long enough gap between the two segments.
     """
-    if regions is None:
-        return (end + next_start) / 2 if next_start - end >= _MIN_PAUSE else None
-    for region_start, _ in regions:
+    for region_start, _ in regions or ():
         if region_start >= end - _TIME_SLACK:
-            return region_start if region_start <= next_start + _TIME_SLACK else None
-    return None
+            if region_start <= next_start + _TIME_SLACK:
+                return region_start
+            break
+    # Inside a speech region (VAD keeps pauses shorter than its min_silence_duration_ms in):
+    # a gap between the words is a pause too, else dense dialogue would go minutes without one.
+    return (end + next_start) / 2 if next_start - end >= _MIN_PAUSE else None
 
 
 def _fixed_windows(samples: int, window_seconds: float = 30.0) -> dict[str, Any]:
