@@ -391,13 +391,17 @@ def test_the_systemd_unit_and_the_container_entrypoint_raise_the_open_files_limi
     unit = (root / "contrib" / "transcriptarr.service").read_text()
     [limit] = [line for line in unit.splitlines() if line.startswith("LimitNOFILE=")]
     assert int(limit.split("=", 1)[1]) >= 65536
-    # The entrypoint, as a non-root user (it then runs the command as it is): soft 1024 becomes the hard 4096.
-    if os.geteuid() == 0:
-        pytest.skip("as root the entrypoint would take /config and switch users")
+    # The entrypoint, its folders in tmp_path and its user this one (so that it also runs as root here).
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "TRANSCRIPTARR_CONFIG_DIR": str(tmp_path / "config"),
+        "PUID": str(os.geteuid()),
+        "PGID": str(os.getegid()),
+    }
     done = subprocess.run(
         ["prlimit", "--nofile=1024:4096", "sh", str(root / "contrib" / "docker" / "entrypoint.sh"), "sh", "-c",
          "ulimit -n"],
-        capture_output=True, text=True, timeout=60, check=True, cwd=tmp_path,
+        capture_output=True, text=True, timeout=60, check=True, cwd=tmp_path, env=env,
     )  # fmt: skip
     assert done.stdout.strip() == "4096", done.stderr
 

@@ -138,4 +138,8 @@ def test_a_file_replaced_during_its_transcription_is_transcribed_again(
     text = " ".join(cue.content for cue in cues).lower()
     assert {"short", "different", "story", "green", "lighthouse"} & set(text.replace(".", " ").split()), text
     assert cues[-1].end.total_seconds() <= other_length + 0.5, (cues[-1], other_length)
+    wait(run, event_is("job_finished", result="completed"), "the completed job to be stored", seen)
     assert [path for _, path in completed_jobs(tmp_path / "service.db")] == [str(subtitle)]
+    with sqlite3.connect(tmp_path / "service.db") as conn:
+        [(attempts,)] = conn.execute("SELECT attempts FROM jobs WHERE state = 'completed'")
+    assert attempts == 1, "a file replaced under the job costs none of its MAX_RETRIES"

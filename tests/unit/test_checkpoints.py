@@ -20,6 +20,7 @@ from tests.media_factory import fixture_path
 from transcriptarr.db.models import Job
 from transcriptarr.queue.leftovers import work_file_job
 from transcriptarr.subtitles.cues import Word
+from transcriptarr.subtitles.registry import MediaIdentity
 from transcriptarr.workers.checkpoints import CheckpointFile, fingerprint, job_checkpoint
 from transcriptarr.workers.models import ModelKey, ModelLoadError, WhisperLoader
 from transcriptarr.workers.presets import get_preset
@@ -107,6 +108,20 @@ def test_a_checkpoint_of_a_replaced_file_is_discarded(tmp_path: Path, media: Pat
     with capture_logs() as logs:
         assert CheckpointFile.of_job(tmp_path, 3, made_from(media)).load() is None
     assert "changed: mtime_ns, size" in logs[0]["reason"]
+
+
+def test_a_checkpoint_names_the_file_as_the_job_saw_it_not_as_it_is_when_saved(tmp_path: Path, media: Path) -> None:
+    # The job recorded the file, then `mv -f` replaced it before the first checkpoint: the words are
+    # the old file's, so the checkpoint must carry the old identity and the next attempt drop it.
+    info = media.stat()
+    seen = MediaIdentity(info.st_size, info.st_mtime_ns, info.st_ino, info.st_dev)
+    replacement = tmp_path / "other.mkv"
+    replacement.write_bytes(b"the film that replaced it")
+    os.replace(replacement, media)
+    CheckpointFile.of_job(tmp_path, 4, made_from(media, seen=seen)).save(DONE)
+    with capture_logs() as logs:
+        assert CheckpointFile.of_job(tmp_path, 4, made_from(media)).load() is None
+    assert "inode" in logs[0]["reason"]
 
 
 def test_a_damaged_checkpoint_is_discarded_with_the_reason(tmp_path: Path, media: Path) -> None:

@@ -30,6 +30,7 @@ import structlog
 from transcriptarr.db.models import Job
 from transcriptarr.queue.leftovers import work_file_path
 from transcriptarr.subtitles.cues import Word
+from transcriptarr.subtitles.registry import MediaIdentity
 from transcriptarr.workers.presets import Preset
 from transcriptarr.workers.transcribe import PartialTranscript, SegmentText
 
@@ -49,17 +50,22 @@ def fingerprint(
     task: str,
     language: str | None,
     decoding: Mapping[str, Any],
+    seen: MediaIdentity | None = None,
 ) -> dict[str, Any]:
     """What a checkpoint was made from; blocking (it stats ``source``), raises OSError if it is gone.
 
     ``decoding``: the preset's name and every argument the model gets (extra arguments,
-    prompt, hotwords), as JSON-able values.
+    prompt, hotwords), as JSON-able values. ``seen``: the file as the job recorded it before
+    extracting its audio (else it is stat'ed now).
     """
-    info = source.stat()
+    if seen is None:
+        info = source.stat()
+        seen = MediaIdentity(info.st_size, info.st_mtime_ns, info.st_ino, info.st_dev)
     return {
         "source": str(source),
-        "size": info.st_size,
-        "mtime_ns": info.st_mtime_ns,
+        "size": seen.size,
+        "mtime_ns": seen.mtime_ns,
+        "inode": seen.inode,
         "stream": stream,
         "model": model,
         "task": task,
@@ -170,6 +176,7 @@ def job_checkpoint(
     preset: Preset,
     initial_prompt: str | None,
     hotwords: str | None,
+    seen: MediaIdentity | None = None,
 ) -> CheckpointFile | None:
     """The checkpoint of ``job``'s transcription with these settings; None if its audio is gone. Blocking."""
     source = job.upload_path or job.media_path
@@ -184,7 +191,7 @@ def job_checkpoint(
     }
     try:
         made_from = fingerprint(
-            source=Path(source), stream=stream, model=model, task=task, language=language, decoding=decoding
+            source=Path(source), stream=stream, model=model, task=task, language=language, decoding=decoding, seen=seen
         )
     except OSError:
         return None  # the job fails on the missing file by itself

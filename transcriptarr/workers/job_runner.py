@@ -63,9 +63,12 @@ T = TypeVar("T")
 class JobFailure(Exception):
     """The job cannot be done now (`permanent=False`: retry later) or ever."""
 
-    def __init__(self, message: str, *, permanent: bool) -> None:
+    def __init__(self, message: str, *, permanent: bool, counted: bool = True) -> None:
         super().__init__(message)
         self.permanent = permanent
+        # False: the file, not the job, was not ready (still copied, replaced meanwhile): the
+        # retry is not one of MAX_RETRIES, so a slow copy never uses them up.
+        self.counted = counted
 
 
 class JobCancelled(Exception):
@@ -325,7 +328,7 @@ class JobRunner:
 
         try:
             recognised, used_device = await self._with_model(
-                device, lambda model: self._recognise(ctx, model, chunks, duration, known, preset), ctx=ctx
+                device, lambda model: self._recognise(ctx, model, chunks, duration, known, preset, identity), ctx=ctx
             )
         except ModelLoadError as exc:
             raise JobFailure(str(exc), permanent=False) from None
@@ -397,6 +400,7 @@ class JobRunner:
         duration: float,
         known: str | None,
         preset: Any,
+        identity: MediaIdentity | None = None,
     ) -> tuple[Transcript, str] | Outcome:
         """The transcript and the language it is in, or why there is nothing to do."""
         source = known
@@ -436,7 +440,7 @@ class JobRunner:
         task: Literal["transcribe", "translate"] = "translate" if plan.task == Task.TRANSLATE else "transcribe"
         # A client's own prompt (Bazarr's initial_prompt) wins over the library-wide one.
         initial_prompt = ctx.job.options.get("initial_prompt") or self.config.initial_prompt
-        checkpoint, resume = await self._checkpoint(ctx, task, source, preset, initial_prompt)
+        checkpoint, resume = await self._checkpoint(ctx, task, source, preset, initial_prompt, identity)
         transcript = await self._in_thread(
             ctx,
             lambda: transcribe(
@@ -458,7 +462,13 @@ class JobRunner:
         return transcript, plan.target_language
 
     async def _checkpoint(
-        self, ctx: JobContext, task: str, language: str, preset: Preset, initial_prompt: str | None
+        self,
+        ctx: JobContext,
+        task: str,
+        language: str,
+        preset: Preset,
+        initial_prompt: str | None,
+        identity: MediaIdentity | None,
     ) -> tuple[CheckpointFile | None, PartialTranscript | None]:
         """Where this attempt keeps its checkpoints, and what an earlier attempt finished (workers/checkpoints.py)."""
         if self.config.checkpoint_seconds <= 0:
@@ -475,6 +485,9 @@ class JobRunner:
             preset=preset,
             initial_prompt=initial_prompt,
             hotwords=self.config.hotwords,
+            # The file as it was when its audio was extracted, not as it is now: a file replaced
+            # meanwhile must not lend its name to words heard from the old one.
+            seen=identity,
         )
         resume = await asyncio.to_thread(checkpoint.load) if checkpoint is not None else None
         if resume is not None:
@@ -544,6 +557,7 @@ def _refuse_changed(media: Path, before: MediaIdentity | None, now: MediaIdentit
             f"{media} changed while it was transcribed ({change}); the result is dropped and the job "
             "queued again to transcribe the file as it is now",
             permanent=False,
+            counted=False,
         )
 
 
@@ -551,7 +565,7 @@ def _refuse_incomplete(info: MediaInfo, media: Path) -> None:
     """A file still being copied (its header promises more than can be read) is tried again later."""
     missing = incomplete_media(info, media)
     if missing:
-        raise JobFailure(f"{media} {missing}; tried again later", permanent=False)
+        raise JobFailure(f"{media} {missing}; tried again later", permanent=False, counted=False)
 
 
 def _write_failure(exc: SubtitleWriteError, job: Job) -> JobFailure:

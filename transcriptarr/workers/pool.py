@@ -229,7 +229,9 @@ class WorkerPool:
             self._log_finished(running, device, "cancelled", recorded=ok)
         except JobFailure as failure:
             shortage = service_shortage(failure)  # EMFILE running ffprobe: retried, the attempt not counted
-            await self._failed(running, device, str(failure), permanent=failure.permanent, shortage=shortage)
+            await self._failed(
+                running, device, str(failure), permanent=failure.permanent, shortage=shortage, counted=failure.counted
+            )
         except TimeoutError:
             reason = f"took longer than the maximum of {self.config.max_job_seconds / 60:g} minutes (MAX_JOB_MINUTES)"
             await self._failed(running, device, reason, permanent=True)
@@ -288,7 +290,14 @@ class WorkerPool:
         self._log_finished(running, device, result, outcome=outcome, recorded=ok)
 
     async def _failed(
-        self, running: _Running, device: str, reason: str, *, permanent: bool, shortage: OSError | None = None
+        self,
+        running: _Running,
+        device: str,
+        reason: str,
+        *,
+        permanent: bool,
+        shortage: OSError | None = None,
+        counted: bool = True,
     ) -> None:
         ctx, job = running.ctx, running.ctx.job
         if shortage is not None:  # the service's own shortage (workers/shortage.py): not the job's attempt
@@ -302,7 +311,7 @@ class WorkerPool:
                     reason,
                     permanent=permanent,
                     followups=self.followups,
-                    counted=shortage is None,
+                    counted=counted and shortage is None,
                     **fields,
                 ),
                 what="job failure",
