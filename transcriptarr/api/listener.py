@@ -224,6 +224,9 @@ class Listener:
         with contextlib.suppress(OSError):
             conn.setblocking(False)
             conn.send(refusal(reason))  # a fresh socket's send buffer is empty: this never blocks
+            # Read what the request sent so far: closing with unread data would reset the connection, and the
+            # client would likely lose the 503 (data arriving later still can; the refusal is best effort).
+            conn.recv(1 << 16)
         conn.close()
         self._refused.hit(client=client, limit=limit, reason=reason)
 
