@@ -18,16 +18,16 @@ _UNLIMITED_TARGET = 1 << 20
 
 
 def raise_open_files_limit() -> int:
-    """Raise the soft RLIMIT_NOFILE to the hard limit, log the outcome in one line; the soft limit now."""
+    """Raise the soft RLIMIT_NOFILE to the hard limit; the soft limit now (`service_started` shows it).
+
+    Only a failure is logged, as a warning: the limit stays where it was."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     target = _UNLIMITED_TARGET if hard == resource.RLIM_INFINITY else hard
     if soft != resource.RLIM_INFINITY and soft < target:
         try:
             resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
         except (ValueError, OSError) as exc:
-            log.warning("open_files_limit", soft=soft, hard=hard, raised_from=None, error=str(exc))
+            log.warning("open_files_limit", soft=soft, hard=hard, error=str(exc))
             return soft
-        log.info("open_files_limit", soft=target, hard=hard, raised_from=soft)
         return target
-    log.info("open_files_limit", soft=soft, hard=hard, raised_from=None)
     return soft

@@ -159,6 +159,7 @@ async def build(settings: Settings) -> AsyncIterator[Components]:
                 max_job_seconds=settings.max_job_minutes * 60,
                 grace_seconds=settings.shutdown_grace_seconds,
                 progress_log_seconds=settings.progress_log_seconds,
+                work_dir=JobFolders.from_settings(settings).work_dir,
             ),
             events,
             after_job=followups.nudge if followups else None,
@@ -189,13 +190,13 @@ async def run_service(settings: Settings, *, once: bool = False) -> int:
     """Run until SIGTERM/SIGINT (or, with `once`, until the queue is empty). Exit status."""
     configure_logging(settings.log_level, settings.log_format)
     log_subgen_settings(settings.subgen)  # each SubGen variable read, once, with its name here
-    raise_open_files_limit()  # soft to hard: HTTP connections, ffprobe and the database share it
+    open_files = raise_open_files_limit()  # soft to hard: HTTP connections, ffprobe and the database share it
     stop = asyncio.Event()
     _install_signal_handlers(stop)
     try:
         # The SQLite lock is taken before the database is opened and let go after it is closed (db/sqlite_lock.py).
         async with _sqlite_file_lock(settings) as watch, build(settings) as parts, _only_node_on_sqlite(parts):
-            return await _serve(parts, stop, once=once, sqlite_watch=watch)
+            return await _serve(parts, stop, once=once, sqlite_watch=watch, open_files=open_files)
     except StartupError as exc:
         log.error("startup_failed", error=str(exc))
         return 1
@@ -243,7 +244,12 @@ async def _only_node_on_sqlite(parts: Components) -> AsyncIterator[None]:
 
 
 async def _serve(
-    parts: Components, stop: asyncio.Event, *, once: bool, sqlite_watch: SqliteFileWatch | None = None
+    parts: Components,
+    stop: asyncio.Event,
+    *,
+    once: bool,
+    sqlite_watch: SqliteFileWatch | None = None,
+    open_files: int | None = None,
 ) -> int:
     settings = parts.settings
     # A live node renews its row every lease/3: two renewals and some slack tell a living twin from a dead one.
@@ -275,6 +281,7 @@ async def _serve(
         model=settings.whisper_model,
         recovered_jobs=recovered,
         removed_work_files=removed.files,
+        open_files=open_files,
     )
     background: list[asyncio.Future[Any]] = [
         asyncio.create_task(

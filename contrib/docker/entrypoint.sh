@@ -43,6 +43,7 @@ fi
 
 # The open-files soft limit up to the hard one (often 1,024 of 524,288): every HTTP connection takes one.
 # The service raises it itself too; here it also covers other commands. Failing is harmless.
+# shellcheck disable=SC3045 # dash, the image's /bin/sh, has ulimit -n and -H
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
 if [ "$(id -u)" -ne 0 ]; then

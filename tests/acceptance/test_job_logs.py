@@ -111,6 +111,7 @@ async def test_the_service_writes_only_json_lines_and_a_failure_summary(tmp_path
     assert done.returncode == 1, done.stderr  # --once exits 1 when a job failed
     lines = json_lines(done.stderr)
     assert lines[0]["event"] == "service_started" and lines[-1]["event"] == "service_stopped"
+    assert isinstance(lines[0]["open_files"], int) and lines[0]["open_files"] > 0
     assert_job_lines_name_the_job(lines, job.id, broken)
     [summary] = [line for line in lines if line["event"] == "job_finished"]
     assert summary.keys() >= SUMMARY_FIELDS

@@ -394,8 +394,7 @@ def test_the_service_raises_its_open_files_limit_to_the_hard_limit() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
     assert int(done.stdout) > 256
-    [line] = [json.loads(line) for line in done.stderr.splitlines() if "open_files_limit" in line]
-    assert line["raised_from"] == 256 and line["soft"] == int(done.stdout)
+    assert "open_files_limit" not in done.stderr, "only a failure to raise it is logged"
 
 
 def test_the_systemd_unit_and_the_container_entrypoint_raise_the_open_files_limit(tmp_path: Path) -> None:

@@ -254,7 +254,10 @@ def incomplete_media(info: MediaInfo, path: Path | str, *, now: float | None = N
     if info.readable_end is None or not info.duration:
         return None
     readable = max(0.0, info.readable_end - info.start_time)
-    if info.duration - readable <= max(_SHORTFALL_SECONDS, _SHORTFALL_SHARE * info.duration):
+    allowed = max(_SHORTFALL_SECONDS, _SHORTFALL_SHARE * info.duration)
+    # Some containers give the duration as a length, others as the last timestamp (a file whose
+    # timestamps start at 100 h "lasts" 100 h): either reading being met means the file is whole.
+    if info.duration - readable <= allowed or info.duration - info.readable_end <= allowed:
         return None
     try:
         age = (time.time() if now is None else now) - Path(path).stat().st_mtime

@@ -58,6 +58,16 @@ def work_file_job(name: str) -> int | None:
     return int(match.group(1)) if match else None
 
 
+def remove_job_work_files(work_dir: Path, job_id: int) -> int:
+    """Remove what job `job_id` kept in `work_dir` (its checkpoint, audio); blocking. How many entries went.
+
+    Called once the job has ended for good; what cannot be removed now is left to the sweep."""
+    failed: list[str] = []
+    mine = [path for path in _entries(work_dir, WORK_FILE_PREFIX) if work_file_job(path.name) == job_id]
+    count, _ = _remove(mine, None, failed)
+    return count
+
+
 def new_upload_file(spool_dir: Path) -> Path:
     """A fresh, unique name for an upload in the spool."""
     return spool_dir / f"{UPLOAD_PREFIX}{uuid.uuid4().hex}"

@@ -28,6 +28,7 @@ from transcriptarr.db.outage import log_failure, until_written
 from transcriptarr.queue.events import JobEvents
 from transcriptarr.queue.followups import FollowUpPlanner
 from transcriptarr.queue.jobqueue import JobQueue
+from transcriptarr.queue.leftovers import remove_job_work_files
 from transcriptarr.queue.registry import WorkerRegistry
 from transcriptarr.workers.job_runner import JobCancelled, JobContext, JobFailure, Outcome
 from transcriptarr.workers.shortage import service_shortage, shortage_reason
@@ -58,6 +59,7 @@ class PoolConfig:
     grace_seconds: float = 30.0
     max_job_seconds: float = 4 * 3600.0
     progress_log_seconds: float = 60.0  # a `job_progress` line this often while a job runs; 0: never
+    work_dir: Path | None = None  # jobs' work files (checkpoints): removed once a job has ended for good
 
 
 @dataclass
@@ -250,7 +252,7 @@ class WorkerPool:
             await self._beat(worker_id, "idle", None)
 
     async def _finished(self, job: Job) -> None:
-        """Tell listeners; drop the spooled upload once its job has ended for good."""
+        """Tell listeners; drop the spooled upload and the work files once the job has ended for good."""
         with contextlib.suppress(Exception):
             current = await asyncio.shield(self.queue.get(job.id))
             self.events.publish("job_finished", job_id=job.id, state=current.state, error=current.error)
@@ -258,6 +260,9 @@ class WorkerPool:
                 self.after_job(current)
             if job.upload_path and current.state in FINISHED_STATES:
                 await asyncio.to_thread(Path(job.upload_path).unlink, missing_ok=True)
+            if self.config.work_dir is not None and current.state in FINISHED_STATES:
+                # A checkpoint outlives the attempt only while another attempt may need it.
+                await asyncio.to_thread(remove_job_work_files, self.config.work_dir, job.id)
 
     async def _bounded(self, work: Awaitable[Outcome]) -> Outcome:
         async with asyncio.timeout(self.config.max_job_seconds):
