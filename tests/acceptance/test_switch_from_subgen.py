@@ -37,6 +37,7 @@ ALREADY_SUBTITLED = {
     "Movies/Other (2002)/Other (2002).mkv": "Other (2002).English.srt",
 }
 NEW_EPISODE = "Show/Season 01/Show - S01E03.mkv"
+DAY = 86_400.0
 TAUTULLI_EPISODE = "Show/Season 01/Show - S01E04.mkv"
 
 
@@ -163,6 +164,8 @@ def test_a_subgen_user_switches_without_changing_anything(tmp_path: Path, episod
         path = add_media(library, media, episode_audio)
         (path.parent / sidecar).write_text("1\n00:00:01,000 --> 00:00:02,000\nhello\n", encoding="utf-8")
     new_episode = add_media(library, NEW_EPISODE, episode_audio)
+    for path in library.rglob("*"):  # the library was there before the switch, not being copied now
+        os.utime(path, (time.time() - DAY, time.time() - DAY))
 
     subgen_env = read_env_file(SUBGEN_ENV)
     assert not set(subgen_env) & (_OUR_NAMES - _SHARED_NAMES), "the env file must hold SubGen's names only"

@@ -36,7 +36,7 @@ from transcriptarr.integrations.paths import PathMapper
 from transcriptarr.integrations.wiring import followup_actions
 from transcriptarr.queue.followups import FollowUpStore
 from transcriptarr.queue.jobqueue import JobQueue
-from transcriptarr.settings import to_async_url
+from transcriptarr.settings import load_settings, to_async_url
 
 BAZARR_TV = "/data/tv"
 BAZARR_MOVIES = "/data/movies"
@@ -253,6 +253,26 @@ def test_plan_wanted_transcribes_translates_or_says_why_not(
         assert isinstance(plan, str) and expected in plan
     else:
         assert plan == expected
+
+
+def test_a_translation_the_model_cannot_make_is_refused_before_anything_is_queued() -> None:
+    english = WantedLanguage("en", "English", False, False)
+    plan = plan_wanted(english, ["ja"], "bundled:tiny.en")
+    assert isinstance(plan, str) and "tiny.en" in plan and "translat" in plan, plan
+    assert isinstance(plan_wanted(english, ["ja"], "small"), Wish)  # a multilingual model translates
+
+
+def test_the_sync_follows_the_library_rules_for_symlinks_and_the_model(tmp_path: Path) -> None:
+    settings = load_settings(
+        _env_file=None,
+        bazarr_url="http://127.0.0.1:1",
+        bazarr_api_key="k",
+        library_follow_symlinks=False,
+        whisper_model="bundled:tiny.en",
+        database_url=f"sqlite:///{tmp_path / 'x.db'}",
+    )
+    config = SyncConfig.from_settings(settings)
+    assert (config.follow_symlinks, config.model) == (False, "bundled:tiny.en")
 
 
 def test_a_language_whisper_does_not_know_is_refused() -> None:

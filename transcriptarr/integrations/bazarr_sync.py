@@ -41,7 +41,6 @@ from typing import TYPE_CHECKING, Any, Literal
 import structlog
 from sqlalchemy import Connection, select
 
-from transcriptarr.api.security import OutsideLibrary, inside_library
 from transcriptarr.db.models import ACTIVE_STATES, Job, JobState, Source, Task
 from transcriptarr.integrations.bazarr_api import (
     DEFAULT_BATCH,
@@ -56,6 +55,7 @@ from transcriptarr.integrations.bazarr_api import (
     WantedLanguage,
 )
 from transcriptarr.integrations.paths import PathMapper
+from transcriptarr.library.confinement import OutsideLibrary, inside_library
 from transcriptarr.library.rules import language_name
 from transcriptarr.media.languages import whisper_code
 from transcriptarr.naming import SubtitleNaming, subtitle_path
@@ -107,7 +107,7 @@ def refusal(wanted: WantedLanguage) -> str | None:
     return None
 
 
-def plan_wanted(wanted: WantedLanguage, audio: Sequence[str]) -> Wish | str:
+def plan_wanted(wanted: WantedLanguage, audio: Sequence[str], model: str | None = None) -> Wish | str:
     """How to make `wanted` from audio in Bazarr's `audio` codes (empty: unknown), or why not."""
     refused = refusal(wanted)
     if refused is not None:
@@ -129,7 +129,7 @@ def plan_wanted(wanted: WantedLanguage, audio: Sequence[str]) -> Wish | str:
         return Wish(target, Task.TRANSCRIBE, None, "the worker detects the audio language (unknown to Bazarr)")
     if target in spoken:
         return Wish(target, Task.TRANSCRIBE, target, f"transcribe the {language_name(target)} audio")
-    plan = plan_task(spoken[0], target)
+    plan = plan_task(spoken[0], target, model)  # None: any model; else refused when it cannot translate
     if isinstance(plan, str):
         return plan
     return Wish(target, plan.task, spoken[0], f"translate the {language_name(spoken[0])} audio into English")
@@ -201,6 +201,8 @@ class SyncConfig:
     timeout_seconds: float = 300.0
     after_write: str = "scan-disk"
     library_paths: tuple[Path, ...] = ()
+    follow_symlinks: bool = True  # LIBRARY_FOLLOW_SYMLINKS: the scan's rule for a symlink out of the library
+    model: str = ""  # WHISPER_MODEL: what it can make (an English-only model cannot translate)
     quality: str = "balanced"
     naming: SubtitleNaming = field(default_factory=SubtitleNaming)  # the worker's, to see what it will write
     first_pull_seconds: float = _FIRST_PULL_SECONDS
@@ -218,6 +220,8 @@ class SyncConfig:
             "timeout_seconds": settings.bazarr_timeout_seconds,
             "after_write": settings.bazarr_after_write,
             "library_paths": tuple(settings.library_paths),
+            "follow_symlinks": settings.library_follow_symlinks,
+            "model": settings.whisper_model,
             "quality": settings.quality,
             "naming": SubtitleNaming.from_settings(settings),
         }
@@ -327,7 +331,7 @@ class BazarrSync:
         if media is None or not media.path:
             report.skip(item, language, "unresolved", f"Bazarr names no video file for {item.kind} {item.item_id}")
             return
-        wish = plan_wanted(language, media.audio_languages)
+        wish = plan_wanted(language, media.audio_languages, self.config.model or None)
         if isinstance(wish, str):
             report.skip(item, language, "unproducible", wish)
             return
@@ -351,7 +355,7 @@ class BazarrSync:
         seen_as = f"{local} (Bazarr: {bazarr_path})" if local != bazarr_path else local
         if self.config.library_paths:
             try:
-                inside_library(local, self.config.library_paths)
+                inside_library(mapped, self.config.library_paths, follow_symlinks=self.config.follow_symlinks)
             except OutsideLibrary:
                 return f"{seen_as} is outside LIBRARY_PATHS; add its folder there or check PATH_MAPPINGS"
             except (OSError, RuntimeError, ValueError) as exc:  # a symlink loop and the like
