@@ -13,10 +13,7 @@ import contextlib
 import glob
 import json
 import os
-import signal
 import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -24,6 +21,7 @@ from typing import Any
 import pytest
 import requests
 
+from tests.api.test_fuzz_heavy import ServiceProcess
 from tests.media_factory import concat_audio, fixture_path, make_silence, make_video
 
 pytestmark = pytest.mark.slow
@@ -75,51 +73,15 @@ def add_media(library: Path, relative: str, audio: Path) -> Path:
     return path
 
 
-class SubgenUser:
+class SubgenUser(ServiceProcess):
     """The service started the way a SubGen user's container would start it: SubGen's names only."""
 
     def __init__(self, root: Path, subgen_env: dict[str, str]) -> None:
-        self.root = root
+        super().__init__(root)
         self.port = int(subgen_env["WEBHOOK_PORT"])
         own = {key for key in os.environ if key.upper() in _OUR_NAMES}
         base = {key: value for key, value in os.environ.items() if key not in own}
-        self.env = {**base, **subgen_env}
-        self.log_path = root / "service.log"
-        self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def __enter__(self) -> SubgenUser:
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "transcriptarr", "run"],
-                env=self.env,
-                cwd=self.root,
-                stdout=subprocess.DEVNULL,
-                stderr=log,
-            )
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"the service exited with {self.process.returncode}:\n{self.log()}")
-            with contextlib.suppress(requests.ConnectionError):
-                if requests.get(f"{self.url}/health", timeout=5).status_code == 200:
-                    return self
-            time.sleep(0.1)  # the start-up poll's pace
-        self.__exit__()
-        raise RuntimeError(f"the service did not answer /health on WEBHOOK_PORT within 90 s:\n{self.log()}")
-
-    def __exit__(self, *exc: object) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(10)
+        self.env = {**base, **subgen_env}  # none of ServiceProcess's own settings
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")[-6000:]
