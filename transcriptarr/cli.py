@@ -24,7 +24,7 @@ from transcriptarr.db.database import Database
 from transcriptarr.db.models import Job, JobState, Source, Task
 from transcriptarr.db.problems import unreachable_message
 from transcriptarr.library.commands import LIBRARY_HANDLERS, add_library_commands
-from transcriptarr.library.confinement import ORIGINAL, Refused, library_file, shown, target_languages
+from transcriptarr.policy.confinement import ORIGINAL, Refused, library_file, shown, target_languages
 from transcriptarr.queue.jobqueue import InvalidTransition, JobNotFound, JobQueue, NewJob
 from transcriptarr.queue.registry import NodeInfo, WorkerRegistry, stale_after
 from transcriptarr.queue.stats import queue_stats

@@ -12,6 +12,7 @@ from typing import Any
 
 import structlog
 
+from transcriptarr.cpu_priority import check_worker_nice
 from transcriptarr.db.database import Database
 from transcriptarr.db.outage import watch_database
 from transcriptarr.db.problems import sqlite_file, sqlite_problem, unreachable_message
@@ -20,11 +21,11 @@ from transcriptarr.db.sqlite_watch import SqliteFileWatch, watch_sqlite_file
 from transcriptarr.fd_limit import raise_open_files_limit
 from transcriptarr.integrations.bazarr_sync import bazarr_sync_from_settings
 from transcriptarr.integrations.followups import FollowUps
-from transcriptarr.integrations.paths import PathMapper
 from transcriptarr.integrations.wiring import build_followups
 from transcriptarr.library import Library, LibraryConfig
 from transcriptarr.logs import configure_logging
-from transcriptarr.naming import SubtitleNaming
+from transcriptarr.policy.naming import SubtitleNaming
+from transcriptarr.policy.paths import PathMapper
 from transcriptarr.queue.events import JobEvents
 from transcriptarr.queue.jobqueue import JobQueue
 from transcriptarr.queue.leftovers import JobFolders, remove_leftovers
@@ -37,7 +38,6 @@ from transcriptarr.subtitles.registry import SubtitleRegistry
 from transcriptarr.workers.job_runner import EngineConfig, JobContext, JobRunner, Outcome
 from transcriptarr.workers.models import ModelManager, WhisperLoader, resolve_device
 from transcriptarr.workers.pool import PoolConfig, PoolSummary, WorkerPool
-from transcriptarr.workers.priority import check_worker_nice
 from transcriptarr.workers.whisper_args import warn_about_whisper_settings
 
 log = structlog.get_logger(__name__)

@@ -30,8 +30,8 @@ from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
-from transcriptarr.integrations.paths import PathMapper
-from transcriptarr.naming import check_name_part
+from transcriptarr.policy.naming import check_name_part
+from transcriptarr.policy.paths import PathMapper
 from transcriptarr.subgen_compat import REPORT_KEY, SubgenReport, SubgenSource, SubgenValueError
 
 

@@ -29,7 +29,7 @@ import structlog
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource
 
-from transcriptarr.naming import MODEL_PLACEHOLDER, language_from_label
+from transcriptarr.policy.naming import MODEL_PLACEHOLDER, language_from_label
 
 __all__ = [
     "REPORT_KEY",

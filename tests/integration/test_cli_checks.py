@@ -3,7 +3,7 @@
 Reproduces the findings: `--language '../../x'` was stored as a target language, a file
 outside the library was queued (and would have had a subtitle written next to it), and
 the CLI printed raw escape codes from names the scanner refuses. The checks are the API's
-own (transcriptarr/library/confinement.py), so every refusal is the API's reason.
+own (transcriptarr/policy/confinement.py), so every refusal is the API's reason.
 """
 
 from __future__ import annotations

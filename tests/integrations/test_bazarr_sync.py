@@ -32,8 +32,8 @@ from transcriptarr.integrations.bazarr_sync import (
     plan_wanted,
 )
 from transcriptarr.integrations.followups import FollowUps
-from transcriptarr.integrations.paths import PathMapper
 from transcriptarr.integrations.wiring import followup_actions
+from transcriptarr.policy.paths import PathMapper
 from transcriptarr.queue.followups import FollowUpStore
 from transcriptarr.queue.jobqueue import JobQueue
 from transcriptarr.settings import load_settings, to_async_url

@@ -14,7 +14,7 @@ from transcriptarr.library.config import LibraryConfig, RulesConfig
 from transcriptarr.library.rules import Decision, decide, screen
 from transcriptarr.library.sidecars import Sidecar
 from transcriptarr.media.probe import AudioStream, MediaInfo
-from transcriptarr.naming import SubtitleNaming
+from transcriptarr.policy.naming import SubtitleNaming
 from transcriptarr.settings import Settings, load_settings
 
 SONG = "/lib/Artist/Song.mka"

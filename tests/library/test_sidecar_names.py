@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from transcriptarr.library.sidecars import find_sidecars, parse_name
-from transcriptarr.media.language_names import NATIVE_NAMES
-from transcriptarr.media.languages import language_in_name, normalize_language
+from transcriptarr.policy.language_names import NATIVE_NAMES
+from transcriptarr.policy.languages import language_in_name, normalize_language
 
 SRT = "1\n00:00:01,000 --> 00:00:02,000\nHello\n"
 SUBGEN_TABLE = Path(__file__).with_name("subgen_language_codes.tsv")

@@ -21,8 +21,8 @@ from transcriptarr.media.audio import (
     load_all,
     pcm_file_duration,
 )
-from transcriptarr.media.languages import normalize_language
 from transcriptarr.media.probe import AudioStream, MediaInfo, NoAudioError
+from transcriptarr.policy.languages import normalize_language
 
 # --- choose_audio_track -------------------------------------------------------
 

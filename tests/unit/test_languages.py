@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 from faster_whisper.tokenizer import _LANGUAGE_CODES
 
-from transcriptarr.media.languages import normalize_language, to_alpha3, whisper_code, whisper_name
+from transcriptarr.policy.languages import normalize_language, to_alpha3, whisper_code, whisper_name
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,7 @@ import pytest
 from tests.acceptance.engine_harness import engine_settings, process, srt_text
 from tests.media_factory import fixture_path, make_video
 from transcriptarr.db.models import JobState
-from transcriptarr.naming import (
+from transcriptarr.policy.naming import (
     _NATIVE_NAMES,
     LANGUAGE_FORMS,
     SubtitleNaming,

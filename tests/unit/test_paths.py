@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from transcriptarr.integrations.paths import PathMapper, PathMappingError, parse_mapping
+from transcriptarr.policy.paths import PathMapper, PathMappingError, parse_mapping
 from transcriptarr.settings import ConfigError, load_settings
 
 

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from structlog.testing import capture_logs
 
-from transcriptarr.naming import SubtitleNaming, subtitle_path
+from transcriptarr.policy.naming import SubtitleNaming, subtitle_path
 from transcriptarr.settings import ConfigError, Mode, Settings, load_settings
 from transcriptarr.subgen_compat import RULES, SHARED_NAMES, log_subgen_settings, read_subgen
 

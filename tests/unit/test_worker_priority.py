@@ -21,12 +21,12 @@ import pytest
 from tests.acceptance.engine_harness import engine_settings
 from tests.conftest import unavailable
 from tests.polling import eventually
+from transcriptarr.cpu_priority import nice_problem, niced_threads, thread_nice
 from transcriptarr.db.models import JobState, Source
 from transcriptarr.media.audio import extract_audio
 from transcriptarr.queue.jobqueue import NewJob
 from transcriptarr.service import build
 from transcriptarr.settings import ConfigError, load_settings
-from transcriptarr.workers.priority import nice_problem, niced_threads, thread_nice
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -136,7 +136,7 @@ def _without_cap_sys_nice() -> list[str]:
 
 
 def test_lowering_below_the_process_value_without_the_right_is_explained() -> None:
-    code = "from transcriptarr.workers.priority import nice_problem; print(nice_problem(-5))"
+    code = "from transcriptarr.cpu_priority import nice_problem; print(nice_problem(-5))"
     result = subprocess.run(
         [*_without_cap_sys_nice(), sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True
     )

@@ -28,11 +28,11 @@ from transcriptarr.api.security import OutsideLibrary, client_allowed, inside_li
 from transcriptarr.api.waiting import WaitEnd, wait_for_job
 from transcriptarr.db.models import Source, Task
 from transcriptarr.media.audio import BYTES_PER_SAMPLE, SAMPLE_RATE, decode_pcm_bytes
-from transcriptarr.media.languages import whisper_code
+from transcriptarr.policy.capabilities import translation_refusal
+from transcriptarr.policy.languages import whisper_code
 from transcriptarr.queue.events import Event
 from transcriptarr.queue.jobqueue import NewJob
 from transcriptarr.queue.keys import upload_key
-from transcriptarr.whisper_capabilities import translation_refusal
 from transcriptarr.workers.library_track import LIBRARY_VIDEO
 from transcriptarr.workers.memory import return_freed_memory
 

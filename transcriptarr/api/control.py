@@ -16,7 +16,7 @@ from transcriptarr.api.keys import METRICS, PARTS, SCAN_HOOK, SHUTTING_DOWN, SNA
 from transcriptarr.api.views import job_dict, live_contexts
 from transcriptarr.api.waiting import next_event
 from transcriptarr.db.models import Job, JobState, Source, Task
-from transcriptarr.library.confinement import OutsideLibrary, Refused, library_file, target_languages
+from transcriptarr.policy.confinement import OutsideLibrary, Refused, library_file, target_languages
 from transcriptarr.queue.jobqueue import InvalidTransition, JobNotFound, NewJob
 
 if TYPE_CHECKING:

@@ -19,8 +19,8 @@ import structlog
 from numpy.typing import NDArray
 
 from transcriptarr.media.audio import SAMPLE_RATE, decode_pcm_bytes
-from transcriptarr.media.languages import whisper_code, whisper_name
 from transcriptarr.media.probe import ffmpeg_path_arg, stderr_tail
+from transcriptarr.policy.languages import whisper_code, whisper_name
 from transcriptarr.workers.language import LanguageGuess, detect_language
 from transcriptarr.workers.presets import VadParameters
 from transcriptarr.workers.transcribe import speech_regions

@@ -38,13 +38,13 @@ from transcriptarr.api.security import client_allowed
 from transcriptarr.api.waiting import WaitEnd, wait_for_job
 from transcriptarr.db.models import Job, JobState, Source, Task
 from transcriptarr.media.audio import AudioExtractError, choose_audio_track, extract_audio
-from transcriptarr.media.languages import whisper_code
 from transcriptarr.media.probe import NoAudioError, ProbeError, probe_media
+from transcriptarr.policy.capabilities import translation_refusal
+from transcriptarr.policy.languages import whisper_code
 from transcriptarr.queue.events import Event
 from transcriptarr.queue.jobqueue import NewJob
 from transcriptarr.queue.keys import upload_key
 from transcriptarr.subtitles.stored import load_cues
-from transcriptarr.whisper_capabilities import translation_refusal
 
 log = structlog.get_logger(__name__)
 

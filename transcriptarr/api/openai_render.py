@@ -17,7 +17,7 @@ from typing import Any, Final
 
 from aiohttp import web
 
-from transcriptarr.media.languages import whisper_name
+from transcriptarr.policy.languages import whisper_name
 from transcriptarr.subtitles.cues import Cue, join_lines
 from transcriptarr.subtitles.formats import render
 

@@ -10,7 +10,7 @@ clients); a browser that logged in on /login carries a cookie that stands for it
 reading (GET) only, so a page on another site cannot make it change anything.
 
 Client paths (POST /api/jobs, webhooks, `video_file`) are confined to LIBRARY_PATHS by
-transcriptarr/library/confinement.py.
+transcriptarr/policy/confinement.py.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from transcriptarr.api.errors import json_error
 from transcriptarr.api.keys import CONFIG, PARTS
 from transcriptarr.api.openai_errors import PREFIX as OPENAI_PREFIX
 from transcriptarr.api.openai_errors import openai_error
-from transcriptarr.library.confinement import OutsideLibrary, inside_library
+from transcriptarr.policy.confinement import OutsideLibrary, inside_library
 
 __all__ = ["OutsideLibrary", "inside_library"]  # where the API's callers have always found them
 

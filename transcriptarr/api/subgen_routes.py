@@ -36,7 +36,7 @@ from transcriptarr.integrations.mediaservers.events import PayloadError
 from transcriptarr.integrations.mediaservers.subgen import PARSERS, detect
 from transcriptarr.library import Library
 from transcriptarr.library.walker import WalkReport, walk
-from transcriptarr.media.languages import whisper_code
+from transcriptarr.policy.languages import whisper_code
 
 log = structlog.get_logger(__name__)
 

@@ -54,11 +54,11 @@ from transcriptarr.integrations.bazarr_api import (
     WantedItem,
     WantedLanguage,
 )
-from transcriptarr.integrations.paths import PathMapper
-from transcriptarr.library.confinement import OutsideLibrary, inside_library
 from transcriptarr.library.rules import language_name
-from transcriptarr.media.languages import whisper_code
-from transcriptarr.naming import SubtitleNaming, subtitle_path
+from transcriptarr.policy.confinement import OutsideLibrary, inside_library
+from transcriptarr.policy.languages import whisper_code
+from transcriptarr.policy.naming import SubtitleNaming, subtitle_path
+from transcriptarr.policy.paths import PathMapper
 from transcriptarr.queue.jobqueue import COLUMNS, JOBS, JobQueue, NewJob, job_from_values
 from transcriptarr.queue.keys import SOURCE_PRIORITY, media_key
 from transcriptarr.workers.job_runner import plan_task

@@ -9,7 +9,7 @@ from transcriptarr.integrations.bazarr_followup import bazarr_followup_from_sett
 from transcriptarr.integrations.followups import FollowUp, FollowUps
 from transcriptarr.integrations.mediaservers.refresh import refresh_from_settings
 from transcriptarr.integrations.notify import notify_from_settings
-from transcriptarr.integrations.paths import PathMapper
+from transcriptarr.policy.paths import PathMapper
 from transcriptarr.queue.followups import FollowUpStore
 from transcriptarr.settings import Settings
 

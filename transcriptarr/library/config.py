@@ -13,8 +13,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
 
-from transcriptarr.media.languages import normalize_language
-from transcriptarr.media_kinds import DEFAULT_AUDIO_EXTENSIONS, DEFAULT_VIDEO_EXTENSIONS
+from transcriptarr.policy.languages import normalize_language
+from transcriptarr.policy.media_kinds import DEFAULT_AUDIO_EXTENSIONS, DEFAULT_VIDEO_EXTENSIONS
 
 PriorityOrder = Literal["newest", "oldest", "smallest", "path"]
 PRIORITY_ORDERS: tuple[PriorityOrder, ...] = ("newest", "oldest", "smallest", "path")
@@ -71,7 +71,7 @@ class RulesConfig:
     subtitle_marker: str | None = None
     # AUDIO_LYRICS: an audio file gets one .lrc (at most one job); false: a subtitle per wanted language.
     audio_lyrics: bool = True
-    # WHISPER_MODEL: some models cannot translate (transcriptarr/whisper_capabilities.py); "" = assume it can.
+    # WHISPER_MODEL: some models cannot translate (transcriptarr/policy/capabilities.py); "" = assume it can.
     whisper_model: str = ""
 
     def fingerprint(self) -> str:

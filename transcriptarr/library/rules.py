@@ -47,9 +47,9 @@ from transcriptarr.library.names import (
 )
 from transcriptarr.library.sidecars import Sidecar
 from transcriptarr.media.audio import choose_audio_track
-from transcriptarr.media.languages import normalize_language, whisper_code
 from transcriptarr.media.probe import MediaInfo, ProbeError
-from transcriptarr.whisper_capabilities import translation_refusal
+from transcriptarr.policy.capabilities import translation_refusal
+from transcriptarr.policy.languages import normalize_language, whisper_code
 from transcriptarr.workers.job_runner import plan_task
 
 JobSpec = tuple[str | None, Task]  # (target language, None: the audio's own; task)

@@ -47,7 +47,7 @@ import re
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from transcriptarr.media.languages import language_in_name
+from transcriptarr.policy.languages import language_in_name
 
 SUBTITLE_EXTENSIONS = frozenset({".srt", ".ass", ".ssa", ".vtt", ".sub", ".idx", ".sup", ".lrc"})
 # Bitmap formats: VobSub (.idx with its .sub) and Blu-ray PGS (.sup).

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
-from transcriptarr.media.languages import normalize_language
+from transcriptarr.cpu_priority import niced_child
 from transcriptarr.media.probe import (
     AudioStream,
     MediaInfo,
@@ -23,7 +23,7 @@ from transcriptarr.media.probe import (
     ffmpeg_path_arg,
     stderr_tail,
 )
-from transcriptarr.workers.priority import niced_child
+from transcriptarr.policy.languages import normalize_language
 
 __all__ = [
     "BYTES_PER_SAMPLE",

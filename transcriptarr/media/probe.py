@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from transcriptarr.media.languages import normalize_language
+from transcriptarr.policy.languages import normalize_language
 
 __all__ = [
     "AudioStream",

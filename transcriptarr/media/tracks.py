@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from transcriptarr.media.languages import whisper_code
 from transcriptarr.media.probe import AudioStream, MediaInfo
+from transcriptarr.policy.languages import whisper_code
 
 __all__ = ["TrackSwitch", "ffmpeg_default_audio", "track_for_language"]
 

@@ -23,6 +23,7 @@ from typing import Any, Literal, TypeVar
 
 import structlog
 
+from transcriptarr.cpu_priority import niced_threads
 from transcriptarr.db.models import Job, Stage, Task
 from transcriptarr.media.audio import (
     AudioExtractError,
@@ -31,9 +32,10 @@ from transcriptarr.media.audio import (
     extract_audio,
     iter_chunks,
 )
-from transcriptarr.media.languages import normalize_language, whisper_code
 from transcriptarr.media.probe import MediaInfo, ProbeError, incomplete_media, probe_media
-from transcriptarr.naming import SubtitleNaming, subtitle_path
+from transcriptarr.policy.capabilities import translation_refusal
+from transcriptarr.policy.languages import normalize_language, whisper_code
+from transcriptarr.policy.naming import SubtitleNaming, subtitle_path
 from transcriptarr.queue.leftovers import work_file_path
 from transcriptarr.subtitles.cues import CueRules, build_cues
 from transcriptarr.subtitles.formats import render
@@ -46,14 +48,12 @@ from transcriptarr.subtitles.writer import (
     check_name_length,
     remove_stale_temp_files,
 )
-from transcriptarr.whisper_capabilities import translation_refusal
 from transcriptarr.workers.bundled_models import ModelLoadError
 from transcriptarr.workers.checkpoints import CheckpointFile, job_checkpoint
 from transcriptarr.workers.language import detect_language
 from transcriptarr.workers.library_track import library_track
 from transcriptarr.workers.models import ModelManager
 from transcriptarr.workers.presets import Preset, get_preset
-from transcriptarr.workers.priority import niced_threads
 from transcriptarr.workers.transcribe import PartialTranscript, Transcript, TranscriptionCancelled, transcribe
 
 log = structlog.get_logger(__name__)

@@ -26,6 +26,7 @@ from typing import Any
 import ctranslate2
 import structlog
 
+from transcriptarr.cpu_priority import take_nice
 from transcriptarr.workers.bundled_models import (
     BUNDLED_EXTRA_HINT,
     ModelLoadError,
@@ -33,7 +34,6 @@ from transcriptarr.workers.bundled_models import (
     resolve_model,
 )
 from transcriptarr.workers.memory import return_freed_memory
-from transcriptarr.workers.priority import take_nice
 
 __all__ = [
     "ModelKey",

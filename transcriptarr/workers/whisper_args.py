@@ -27,7 +27,7 @@ import structlog
 from faster_whisper import BatchedInferencePipeline, WhisperModel
 from pydantic import TypeAdapter, ValidationError
 
-from transcriptarr.whisper_capabilities import translation_warning
+from transcriptarr.policy.capabilities import translation_warning
 from transcriptarr.workers.presets import VadParameters
 
 if TYPE_CHECKING:

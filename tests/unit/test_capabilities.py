@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from transcriptarr.whisper_capabilities import model_base_name, translation_refusal, translation_warning
+from transcriptarr.policy.capabilities import model_base_name, translation_refusal, translation_warning
 
 CANNOT = [
     # English-only models, however they are named
@@ -82,7 +82,7 @@ def test_the_start_up_warning_needs_english_among_the_targets_and_a_model_that_c
 
 def test_the_module_is_light_enough_for_settings_and_http_handlers() -> None:
     code = (
-        "import sys, transcriptarr.whisper_capabilities; "
+        "import sys, transcriptarr.policy.capabilities; "
         "print(sorted(m for m in ('faster_whisper', 'aiohttp', 'ctranslate2') if m in sys.modules))"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

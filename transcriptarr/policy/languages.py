@@ -14,7 +14,7 @@ from babelfish import Error as BabelfishError
 from babelfish import Language
 from faster_whisper.tokenizer import _LANGUAGE_CODES
 
-from transcriptarr.media.language_names import NAMED_LANGUAGES, fold
+from transcriptarr.policy.language_names import NAMED_LANGUAGES, fold
 
 __all__ = ["language_in_name", "normalize_language", "to_alpha3", "whisper_code", "whisper_name"]
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from transcriptarr.library.names import unsafe_name_reason
-from transcriptarr.media.languages import whisper_code
+from transcriptarr.policy.languages import whisper_code
 
 ORIGINAL = "original"
 

@@ -13,7 +13,7 @@ Names, with SUBTITLE_NAME_TAGS before the language and SUBTITLE_MARKER after it:
     Song.en.srt                    an audio file with AUDIO_LYRICS=false: named like a video's
 
 Audio files are those of LIBRARY_AUDIO_EXTENSIONS and the common audio extensions, less
-LIBRARY_VIDEO_EXTENSIONS (transcriptarr/media_kinds.py), so that the library rules, the
+LIBRARY_VIDEO_EXTENSIONS (transcriptarr/policy/media_kinds.py), so that the library rules, the
 worker and the Bazarr integration agree on which files get lyrics.
 
 The language forms are SubGen's five (SUBTITLE_LANGUAGE_NAMING_TYPE): ISO 639-1
@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Final, Literal, get_args
 from babelfish import Error as BabelfishError
 from babelfish import Language
 
-from transcriptarr.media_kinds import COMMON_AUDIO_EXTENSIONS, DEFAULT_VIDEO_EXTENSIONS, audio_file_extensions
+from transcriptarr.policy.media_kinds import COMMON_AUDIO_EXTENSIONS, DEFAULT_VIDEO_EXTENSIONS, audio_file_extensions
 from transcriptarr.subtitles.writer import language_code
 
 if TYPE_CHECKING:
