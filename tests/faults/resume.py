@@ -189,34 +189,58 @@ class _Service:
         return Run(seconds=float(job.processing_seconds), words=subtitle_words(Path(job.result_path)))
 
 
-def measure_resume(workdir: Path, *, kill_at: float = 0.65, timeout: float = 900.0) -> ResumeMeasurement:
-    """Transcribe the file unbroken, then again with a SIGKILL at `kill_at` (fraction of the progress) and a restart."""
-    media = make_media(workdir / "media")
-    model_dir = workdir / "models"
-    logs: list[Path] = []
-
-    unbroken_service = _Service(workdir / "unbroken", media, model_dir)
+def transcribe_unbroken(workdir: Path, media: Path, timeout: float = 900.0) -> tuple[Run, list[Path]]:
+    """The reference: the file transcribed from start to end by one start of the service."""
+    service = _Service(workdir / "unbroken", media, workdir / "models")
     try:
-        unbroken = unbroken_service.finish(unbroken_service.start(), timeout)
+        return service.finish(service.start(), timeout), service.logs
     finally:
-        unbroken_service.engine.dispose()
-        logs += unbroken_service.logs
+        service.engine.dispose()
 
-    service = _Service(workdir / "killed", media, model_dir)
+
+def measure_interrupted(
+    workdir: Path,
+    media: Path,
+    unbroken: Run,
+    *,
+    kill_at: float = 0.65,
+    stop_with: str = "sigkill",
+    timeout: float = 900.0,
+) -> ResumeMeasurement:
+    """The same file stopped once its progress passed `kill_at`, then restarted and finished.
+
+    `stop_with`: "sigkill" kills the process group (a crash, `docker kill`); "sigterm" is a clean stop whose
+    grace (1 s) is too short for the job to finish, so the job is handed back and its checkpoint kept.
+    """
+    service = _Service(workdir / stop_with, media, workdir / "models")
+    if stop_with == "sigterm":
+        service.env["SHUTDOWN_GRACE_SECONDS"] = "1"
     try:
         run = service.start()
-        job = service.wait(
-            run, lambda j: j.stage == "transcribing" and j.progress >= 100 * kill_at, "the kill point", timeout
+        service.wait(
+            run, lambda j: j.stage == "transcribing" and j.progress >= 100 * kill_at, "the stop point", timeout
         )
-        run.kill()
-        progress = float(service.job().progress) / 100  # the last progress written before the kill
+        if stop_with == "sigterm":
+            code = run.stop()
+            assert code == 0, f"SIGTERM: the service exited with {code}; logs: {service.logs}"
+        else:
+            run.kill()
+        progress = float(service.job().progress) / 100  # the last progress written before the stop
         run = service.start()
-        killed = service.finish(run, timeout)
+        interrupted = service.finish(run, timeout)
         job = service.job()
-        killed.progress_at_kill = progress
-        killed.resumed_from = (job.details or {}).get("resumed_from_seconds")
+        interrupted.progress_at_kill = progress
+        interrupted.resumed_from = (job.details or {}).get("resumed_from_seconds")
         duration = float(job.media_duration)
     finally:
         service.engine.dispose()
-        logs += service.logs
-    return ResumeMeasurement(duration, unbroken, killed, logs)
+    return ResumeMeasurement(duration, unbroken, interrupted, service.logs)
+
+
+def measure_resume(workdir: Path, *, kill_at: float = 0.65, timeout: float = 900.0) -> ResumeMeasurement:
+    """Transcribe the file unbroken, then again with a SIGKILL at `kill_at` (fraction of the progress) and a restart."""
+    media = make_media(workdir / "media")
+    unbroken, logs = transcribe_unbroken(workdir, media, timeout)
+    measured = measure_interrupted(workdir, media, unbroken, kill_at=kill_at, timeout=timeout)
+    measured.logs[:0] = logs
+    return measured
