@@ -59,7 +59,7 @@ async def serve_child(folder: Path, workers: int) -> None:
     sys.path.insert(0, str(REPO))
     from transcriptarr.api import create_app, serve
     from transcriptarr.logs import configure_logging
-    from transcriptarr.service import build
+    from transcriptarr.service import api_deps, build
     from transcriptarr.settings import load_settings
 
     settings = load_settings(
@@ -80,7 +80,7 @@ async def serve_child(folder: Path, workers: int) -> None:
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     async with build(settings) as parts:
-        app = create_app(parts)
+        app = create_app(api_deps(parts))
 
         def started(port: int) -> None:
             print(f"PORT {port}", flush=True)

@@ -20,15 +20,14 @@ from pathlib import Path
 from typing import Any
 
 from transcriptarr import __version__
-from transcriptarr.db.database import Database
 from transcriptarr.db.models import Job, JobState, Source, Task
-from transcriptarr.db.problems import unreachable_message
-from transcriptarr.library.commands import LIBRARY_HANDLERS, add_library_commands
+from transcriptarr.library.commands import add_library_commands
+from transcriptarr.library_commands import LIBRARY_HANDLERS
 from transcriptarr.policy.confinement import ORIGINAL, Refused, library_file, shown, target_languages
 from transcriptarr.queue.jobqueue import InvalidTransition, JobNotFound, JobQueue, NewJob
-from transcriptarr.queue.registry import NodeInfo, WorkerRegistry, stale_after
-from transcriptarr.queue.stats import queue_stats
+from transcriptarr.queue.registry import NodeInfo
 from transcriptarr.settings import ConfigError, Settings, load_settings
+from transcriptarr.startup import StartupError, Storage, open_database, open_storage, reachable
 
 
 class CommandError(Exception):
@@ -93,7 +92,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler = _HANDLERS[args.command if args.command not in ("db", "config") else f"{args.command} {args.action}"]
     try:
         return handler(settings, args)
-    except CommandError as exc:
+    except (CommandError, StartupError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
@@ -101,33 +100,18 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 # --- helpers ---
-def _with_queue(settings: Settings, work: Callable[[JobQueue], Awaitable[int]]) -> int:
+def _with_storage(settings: Settings, work: Callable[[Storage], Awaitable[int]]) -> int:
+    """`work` on the configured database, upgraded when behind (StartupError when it does not answer)."""
+
     async def go() -> int:
-        db = Database(settings.async_database_url)
-        try:
-            await _ready(db)
-            return await work(_queue(db, settings))
-        finally:
-            await db.close()
+        async with open_storage(settings) as storage:
+            return await work(storage)
 
     return asyncio.run(go())
 
 
-async def _ready(db: Database) -> None:
-    health = await db.health()
-    if not health.ok:
-        raise CommandError(unreachable_message(db, health.error))
-    if not health.schema_current:
-        await db.upgrade()
-
-
-def _queue(db: Database, settings: Settings) -> JobQueue:
-    return JobQueue(
-        db,
-        lease_seconds=settings.lease_seconds,
-        max_attempts=settings.max_retries + 1,
-        backoff_seconds=settings.retry_backoff_seconds,
-    )
+def _with_queue(settings: Settings, work: Callable[[JobQueue], Awaitable[int]]) -> int:
+    return _with_storage(settings, lambda storage: work(storage.queue))
 
 
 def _job_line(job: Job) -> str:
@@ -204,13 +188,13 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
-    async def work(queue: JobQueue) -> int:
-        registry = WorkerRegistry(queue.db, stale_after=stale_after(settings.lease_seconds))
-        nodes = await registry.nodes()
+    async def work(storage: Storage) -> int:
+        queue = storage.queue
+        nodes = await storage.workers.nodes()
         workers = [worker for node in nodes for worker in node.workers]
         alive = [w for w in workers if w.alive]
         now = datetime.now(UTC)
-        stats = await queue_stats(queue.db, now, workers=max(1, len(alive)))
+        stats = await queue.stats(workers=max(1, len(alive)), now=now)
         if args.json:
             payload = {
                 "queue": stats.as_dict(),
@@ -236,7 +220,7 @@ def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
         print(f"workers: {len(alive)} alive{hint}")
         return 0
 
-    return _with_queue(settings, work)
+    return _with_storage(settings, work)
 
 
 def cmd_jobs(settings: Settings, args: argparse.Namespace) -> int:
@@ -254,7 +238,7 @@ def cmd_jobs(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_enqueue(settings: Settings, args: argparse.Namespace) -> int:
-    """The API's checks (library/confinement.py): a storable file inside LIBRARY_PATHS, known languages."""
+    """The API's checks (policy/confinement.py): a storable file inside LIBRARY_PATHS, known languages."""
     raw = str(Path(args.path).expanduser().absolute())  # not resolved: symlinks follow the scan's rule
     try:
         media = library_file(raw, settings.library_paths, follow_symlinks=settings.library_follow_symlinks)
@@ -322,14 +306,9 @@ def cmd_priority(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_db_upgrade(settings: Settings, args: argparse.Namespace) -> int:
     async def go() -> int:
-        db = Database(settings.async_database_url)
-        try:
-            health = await db.health()
-            if health.error:
-                raise CommandError(unreachable_message(db, health.error))
+        async with open_database(settings) as db:
+            await reachable(db)
             before, after = await db.upgrade()
-        finally:
-            await db.close()
         print(f"schema {before or 'empty'} -> {after}" if before != after else f"schema already at {after}")
         return 0
 
@@ -338,11 +317,8 @@ def cmd_db_upgrade(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_db_check(settings: Settings, args: argparse.Namespace) -> int:
     async def go() -> int:
-        db = Database(settings.async_database_url)
-        try:
+        async with open_database(settings) as db:
             health = await db.health()
-        finally:
-            await db.close()
         print(json.dumps(health.__dict__, indent=2))
         return 0 if health.ok and health.schema_current else 1
 

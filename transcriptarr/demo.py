@@ -36,10 +36,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from transcriptarr.db.database import Database
 from transcriptarr.db.models import Job, JobState, Source
-from transcriptarr.queue.jobqueue import EnqueueResult, JobQueue, NewJob
+from transcriptarr.queue.jobqueue import EnqueueResult, NewJob
 from transcriptarr.settings import Settings, load_settings
+from transcriptarr.startup import StartupError, open_storage
 
 STATE_DIR = ".transcriptarr-demo"
 MODEL = "bundled:tiny.en"
@@ -234,10 +234,8 @@ def demo_settings(library: Path, *, verbose: bool) -> Settings:
 
 async def enqueue(settings: Settings, media: Sequence[Path]) -> list[EnqueueResult]:
     """Queue every file as `transcriptarr enqueue` does; work already done and unchanged is not queued again."""
-    db = Database(settings.async_database_url)
-    try:
-        await db.upgrade()
-        queue = JobQueue(db, max_attempts=settings.max_retries + 1)
+    async with open_storage(settings) as storage:
+        queue = storage.queue
         results = []
         for path in media:
             stat = path.stat()
@@ -252,17 +250,11 @@ async def enqueue(settings: Settings, media: Sequence[Path]) -> list[EnqueueResu
             print(f"  job {result.job.id}: {result.reason}  {path.name}")
             results.append(result)
         return results
-    finally:
-        await db.close()
 
 
 async def read_jobs(settings: Settings, ids: Sequence[int]) -> list[Job]:
-    db = Database(settings.async_database_url)
-    try:
-        queue = JobQueue(db)
-        return [await queue.get(job_id) for job_id in ids]
-    finally:
-        await db.close()
+    async with open_storage(settings) as storage:
+        return [await storage.queue.get(job_id) for job_id in ids]
 
 
 async def run_once(settings: Settings, media: Sequence[Path]) -> tuple[list[Job], int]:
@@ -370,7 +362,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     library = (args.library or default_library()).expanduser().resolve()
     try:
         return run(library, reuse=args.reuse, verbose=args.verbose)
-    except DemoError as exc:
+    except (DemoError, StartupError) as exc:
         print(f"demo: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import signal
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
 from transcriptarr.cpu_priority import check_worker_nice
 from transcriptarr.db.database import Database
 from transcriptarr.db.outage import watch_database
-from transcriptarr.db.problems import sqlite_file, sqlite_problem, unreachable_message
+from transcriptarr.db.problems import sqlite_file, sqlite_problem
 from transcriptarr.db.sqlite_lock import SqliteInUse, in_use_message, sqlite_node_lock
 from transcriptarr.db.sqlite_watch import SqliteFileWatch, watch_sqlite_file
 from transcriptarr.fd_limit import raise_open_files_limit
@@ -26,25 +25,27 @@ from transcriptarr.library import Library, LibraryConfig
 from transcriptarr.logs import configure_logging
 from transcriptarr.policy.naming import SubtitleNaming
 from transcriptarr.policy.paths import PathMapper
+from transcriptarr.policy.whisper_options import warn_about_whisper_settings
 from transcriptarr.queue.events import JobEvents
 from transcriptarr.queue.jobqueue import JobQueue
 from transcriptarr.queue.leftovers import JobFolders, remove_leftovers
 from transcriptarr.queue.maintenance import keep_queue_healthy
-from transcriptarr.queue.registry import WorkerRegistry, keep_node_registered, same_name_still_running, stale_after
+from transcriptarr.queue.registry import WorkerRegistry, keep_node_registered, same_name_still_running
 from transcriptarr.settings import Settings
+from transcriptarr.shutdown import StopOnSignals
+from transcriptarr.startup import StartupError, open_storage
 from transcriptarr.subgen_compat import log_subgen_settings
 from transcriptarr.subtitles.cues import CueRules
 from transcriptarr.subtitles.registry import SubtitleRegistry
 from transcriptarr.workers.job_runner import EngineConfig, JobContext, JobRunner, Outcome
 from transcriptarr.workers.models import ModelManager, WhisperLoader, resolve_device
 from transcriptarr.workers.pool import PoolConfig, PoolSummary, WorkerPool
-from transcriptarr.workers.whisper_args import warn_about_whisper_settings
+from transcriptarr.workers.upload_language import UploadLanguage
+
+if TYPE_CHECKING:
+    from transcriptarr.api.dependencies import ApiDeps, ScanHook
 
 log = structlog.get_logger(__name__)
-
-
-class StartupError(Exception):
-    """The service cannot start; the message says why and what to do."""
 
 
 @dataclass
@@ -109,22 +110,11 @@ def engine_config(settings: Settings) -> EngineConfig:
 @contextlib.asynccontextmanager
 async def build(settings: Settings) -> AsyncIterator[Components]:
     """Every part of the service, wired together; closed in reverse order on exit."""
-    db = Database(settings.async_database_url)
-    try:
-        health = await db.health()
-        if not health.ok:
-            raise StartupError(unreachable_message(db, health.error))
-        before, after = await db.upgrade()
-        if before != after:
-            log.info("database_upgraded", database=db.describe(), before=before, after=after)
-        queue = JobQueue(
-            db,
-            lease_seconds=settings.lease_seconds,
-            max_attempts=settings.max_retries + 1,
-            backoff_seconds=settings.retry_backoff_seconds,
-        )
-        workers = WorkerRegistry(db, stale_after=stale_after(settings.lease_seconds))
-        subtitles = SubtitleRegistry(db)
+    async with open_storage(settings) as storage:  # StartupError when the database does not answer
+        db, queue, workers, subtitles = storage.db, storage.queue, storage.workers, storage.subtitles
+        if storage.upgrade is not None and storage.upgrade.before != storage.upgrade.after:
+            upgrade = storage.upgrade
+            log.info("database_upgraded", database=db.describe(), before=upgrade.before, after=upgrade.after)
         run_on = devices(settings)
         loader = WhisperLoader(
             model_dir=settings.model_dir,
@@ -146,7 +136,7 @@ async def build(settings: Settings) -> AsyncIterator[Components]:
 
         events = JobEvents()
         paths = PathMapper.parse(settings.path_mappings)
-        followups = build_followups(settings, paths, db)
+        followups = build_followups(settings, db)
         pool = WorkerPool(
             queue,
             workers,
@@ -175,15 +165,6 @@ async def build(settings: Settings) -> AsyncIterator[Components]:
         finally:
             await followups.drain(seconds=5)
             await models.aclose()
-    finally:
-        await db.close()
-
-
-def _install_signal_handlers(stop: asyncio.Event) -> None:
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, stop.set)
 
 
 async def run_service(settings: Settings, *, once: bool = False) -> int:
@@ -192,14 +173,18 @@ async def run_service(settings: Settings, *, once: bool = False) -> int:
     log_subgen_settings(settings.subgen)  # each SubGen variable read, once, with its name here
     open_files = raise_open_files_limit()  # soft to hard: HTTP connections, ffprobe and the database share it
     stop = asyncio.Event()
-    _install_signal_handlers(stop)
+    signals = StopOnSignals(stop, grace_seconds=settings.shutdown_grace_seconds)  # bounded stop (shutdown.py)
+    signals.install()
     try:
         # The SQLite lock is taken before the database is opened and let go after it is closed (db/sqlite_lock.py).
         async with _sqlite_file_lock(settings) as watch, build(settings) as parts, _only_node_on_sqlite(parts):
-            return await _serve(parts, stop, once=once, sqlite_watch=watch, open_files=open_files)
+            signals.on_hurry(parts.pool.hurry)  # a second signal: jobs handed back at once
+            return signals.finished(await _serve(parts, stop, once=once, sqlite_watch=watch, open_files=open_files))
     except StartupError as exc:
         log.error("startup_failed", error=str(exc))
         return 1
+    finally:
+        signals.restore()
 
 
 def node_role(settings: Settings, pool: WorkerPool, *, once: bool = False) -> str:
@@ -307,6 +292,7 @@ async def _serve(
                     job_retention=timedelta(hours=settings.job_retention_hours),
                     result_retention=timedelta(hours=settings.result_retention_hours),
                     leftovers=JobFolders.from_settings(settings),
+                    running_here=parts.pool.busy,  # this node's live jobs are never taken for dead ones
                 )
             )
         )
@@ -319,7 +305,7 @@ async def _serve(
         background.append(http)
     if not once and parts.library is not None:
         background.append(asyncio.create_task(parts.library.run(stop)))
-    sync = None if once else bazarr_sync_from_settings(parts)
+    sync = None if once else bazarr_sync_from_settings(parts.settings, parts.queue, parts.paths, wake=parts.pool.wake)
     if sync is not None:
         background.append(asyncio.create_task(sync.run(stop), name="bazarr-sync"))
     summary: PoolSummary = await parts.pool.run(stop, once=once)
@@ -342,7 +328,7 @@ async def _start_http(parts: Components, stop: asyncio.Event) -> asyncio.Future[
     listening: asyncio.Future[int] = asyncio.get_running_loop().create_future()
     http: asyncio.Future[Any] = asyncio.create_task(
         serve(
-            create_app(parts, scan_hook=_scan_hook(parts.library)),
+            create_app(api_deps(parts, scan=_scan_hook(parts.library))),
             settings.bind_host,
             settings.http_port,
             stop,
@@ -357,7 +343,51 @@ async def _start_http(parts: Components, stop: asyncio.Event) -> asyncio.Future[
     return http
 
 
-def _scan_hook(library: Library | None) -> Callable[[], Awaitable[dict[str, Any]]] | None:
+@dataclass(frozen=True)
+class PoolView:
+    """The worker pool as the routes see it (api/dependencies.py: NodePool)."""
+
+    pool: WorkerPool
+
+    @property
+    def devices(self) -> tuple[str, ...]:
+        return self.pool.config.devices
+
+    def size(self) -> int:
+        return len(self.pool.workers())
+
+    def running(self) -> dict[int, JobContext]:
+        return {ctx.job.id: ctx for ctx in self.pool.busy().values()}
+
+    def wake(self) -> None:
+        self.pool.wake()
+
+
+def api_deps(parts: Components, *, scan: ScanHook | None = None) -> ApiDeps:
+    """What the HTTP routes work with, from the service's parts; `scan` answers POST /api/scan."""
+    from transcriptarr.api.dependencies import ApiDeps  # aiohttp and prometheus only when serving
+
+    library = parts.library
+    if library is None and parts.settings.library_paths:
+        # Provider-only mode runs no library; its rules still decide what a webhook queues.
+        library = Library(parts.db, parts.queue, LibraryConfig.from_settings(parts.settings), wake=parts.pool.wake)
+    return ApiDeps(
+        settings=parts.settings,
+        db=parts.db,
+        queue=parts.queue,
+        events=parts.events,
+        subtitles=parts.subtitles,
+        workers=parts.workers,
+        followups=parts.followups.store,
+        paths=parts.paths,
+        pool=PoolView(parts.pool),
+        detect_language=UploadLanguage(parts.models, parts.settings.whisper_model),
+        library=library,
+        scan=scan,
+    )
+
+
+def _scan_hook(library: Library | None) -> ScanHook | None:
     """`POST /api/scan`: a scan now, answered with what it found and queued."""
     if library is None:
         return None

@@ -31,7 +31,9 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
 from transcriptarr.policy.naming import check_name_part
+from transcriptarr.policy.output_formats import SidecarFormat
 from transcriptarr.policy.paths import PathMapper
+from transcriptarr.policy.whisper_options import parse_extra_args
 from transcriptarr.subgen_compat import REPORT_KEY, SubgenReport, SubgenSource, SubgenValueError
 
 
@@ -260,7 +262,7 @@ class Settings(BaseSettings):
     )
 
     # --- output ---
-    subtitle_format: Literal["srt", "vtt", "ass"] = Field("srt", description="Sidecar format.")
+    subtitle_format: SidecarFormat = Field("srt", description="Sidecar format.")  # policy/output_formats.py
     subtitle_language_code: Literal["alpha2", "alpha3", "alpha3t", "name", "native"] = Field(
         "alpha2",
         description="Language in subtitle names: alpha2 (de), alpha3 (ger), alpha3t (deu), name (German) or "
@@ -470,9 +472,7 @@ class Settings(BaseSettings):
     def _check_extra_args(cls, value: Any, info: ValidationInfo) -> dict[str, Any]:
         if not value:
             return {}
-        # Imported here: faster-whisper is only loaded when there is something to check against it.
-        from transcriptarr.workers.whisper_args import parse_extra_args
-
+        # faster-whisper is only loaded when there is something to check against it (policy/whisper_options.py).
         args = parse_extra_args(value)
         for name in ("initial_prompt", "hotwords"):
             if name in args and info.data.get(f"whisper_{name}"):

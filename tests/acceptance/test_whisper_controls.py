@@ -18,10 +18,10 @@ from faster_whisper import decode_audio
 from tests.acceptance.engine_harness import engine_settings, normalise, process, srt_text
 from tests.media_factory import fixture_path, make_video
 from transcriptarr.db.models import JobState
+from transcriptarr.policy.whisper_options import parse_extra_args
 from transcriptarr.workers.models import ModelKey, WhisperLoader
 from transcriptarr.workers.presets import get_preset
 from transcriptarr.workers.transcribe import SAMPLE_RATE, transcribe
-from transcriptarr.workers.whisper_args import parse_extra_args
 
 pytestmark = pytest.mark.slow
 

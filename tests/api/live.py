@@ -17,8 +17,8 @@ import requests
 from aiohttp import web
 
 from transcriptarr.api import ApiConfig, create_app, serve
-from transcriptarr.api.keys import ScanHook
-from transcriptarr.service import Components, build
+from transcriptarr.api.dependencies import ScanHook
+from transcriptarr.service import Components, api_deps, build
 from transcriptarr.settings import Settings
 
 T = TypeVar("T")
@@ -98,7 +98,7 @@ class LiveService:
             self._parts = parts
             self._loop = asyncio.get_running_loop()
             self._stop = asyncio.Event()
-            app = self._app = create_app(parts, config=self.config, scan_hook=self.scan_hook)
+            app = self._app = create_app(api_deps(parts, scan=self.scan_hook), config=self.config)
 
             def started(port: int) -> None:
                 self.port = port

@@ -552,7 +552,7 @@ async def test_a_wanted_episode_is_transcribed_and_bazarr_rescans_it(bazarr: Fak
     )
 
     async with build(settings) as parts:
-        sync = bazarr_sync_from_settings(parts)
+        sync = bazarr_sync_from_settings(parts.settings, parts.queue, parts.paths, wake=parts.pool.wake)
         assert sync is not None
         report: SyncReport = await sync.pull_once()
         assert report.queued == 1

@@ -10,7 +10,8 @@ import pytest
 import structlog
 
 from tests.library.conftest import Kit, place
-from transcriptarr.library.commands import LIBRARY_HANDLERS, add_library_commands
+from transcriptarr.library.commands import add_library_commands
+from transcriptarr.library_commands import LIBRARY_HANDLERS
 from transcriptarr.settings import Settings, load_settings
 
 

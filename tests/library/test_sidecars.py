@@ -11,8 +11,9 @@ import structlog
 
 from tests.library.conftest import Kit, LibraryMaker, place
 from transcriptarr.db.models import JobState
-from transcriptarr.library.commands import LIBRARY_HANDLERS, add_library_commands
+from transcriptarr.library.commands import add_library_commands
 from transcriptarr.library.sidecars import Sidecar, candidate_stems, find_sidecars, parse_name
+from transcriptarr.library_commands import LIBRARY_HANDLERS
 from transcriptarr.settings import load_settings
 
 SRT = "1\n00:00:00,000 --> 00:00:01,000\nhi\n"

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from transcriptarr.db.models import Job, Task
-from transcriptarr.workers.job_runner import Plan, _preset_for, plan_task
+from transcriptarr.policy.plans import Plan, plan_task
+from transcriptarr.workers.job_runner import _preset_for
 
 
 def test_same_language_or_original_is_transcribed() -> None:

@@ -16,17 +16,19 @@ import structlog
 from faster_whisper import BatchedInferencePipeline, WhisperModel
 
 from transcriptarr.db.models import Job, Task
-from transcriptarr.service import engine_config
-from transcriptarr.settings import ConfigError, load_settings
-from transcriptarr.workers.job_runner import Plan, _preset_for, plan_task
-from transcriptarr.workers.presets import BALANCED, FAST, VadParameters
-from transcriptarr.workers.whisper_args import (
+from transcriptarr.policy.plans import Plan, plan_task
+from transcriptarr.policy.whisper_options import (
     RESERVED,
+    VadParameters,
     ignored_arguments,
     parse_extra_args,
     valid_names,
     warn_about_whisper_settings,
 )
+from transcriptarr.service import engine_config
+from transcriptarr.settings import ConfigError, load_settings
+from transcriptarr.workers.job_runner import _preset_for
+from transcriptarr.workers.presets import BALANCED, FAST
 
 
 def config_error(monkeypatch: pytest.MonkeyPatch, **env: str) -> str:

@@ -10,14 +10,13 @@ from pathlib import Path
 
 import pytest
 
+from transcriptarr.policy.naming import SubtitleNaming, language_code, subtitle_path
 from transcriptarr.subtitles import writer
 from transcriptarr.subtitles.writer import (
     TEMP_MARKER,
     SubtitleWriteError,
-    language_code,
     may_write,
     remove_stale_temp_files,
-    sidecar_path,
     write_atomic,
 )
 
@@ -49,10 +48,12 @@ def test_language_codes(language: str, alpha2: str, alpha3: str) -> None:
 
 def test_sidecar_path() -> None:
     media = Path("/media/Movies/Heat (1995)/Heat.1995.1080p.mkv")
-    assert sidecar_path(media, "en") == media.with_name("Heat.1995.1080p.en.srt")
-    assert sidecar_path(media, "en", code_style="alpha3") == media.with_name("Heat.1995.1080p.eng.srt")
-    assert sidecar_path(media, "eng", "VTT") == media.with_name("Heat.1995.1080p.en.vtt")
-    assert sidecar_path(media, "en", ".ass", marker="transcriptarr") == media.with_name(
+    assert subtitle_path(media, "en", SubtitleNaming()) == media.with_name("Heat.1995.1080p.en.srt")
+    assert subtitle_path(media, "en", SubtitleNaming(language_form="alpha3")) == media.with_name(
+        "Heat.1995.1080p.eng.srt"
+    )
+    assert subtitle_path(media, "eng", SubtitleNaming(fmt="VTT")) == media.with_name("Heat.1995.1080p.en.vtt")
+    assert subtitle_path(media, "en", SubtitleNaming(fmt=".ass", marker="transcriptarr")) == media.with_name(
         "Heat.1995.1080p.en.transcriptarr.ass"
     )
 
@@ -63,7 +64,7 @@ def test_sidecar_path() -> None:
 )
 def test_sidecar_path_refuses_path_like_parts(language: str, fmt: str, marker: str | None) -> None:
     with pytest.raises(ValueError, match="invalid subtitle file name part"):
-        sidecar_path(Path("/m/movie.mkv"), language, fmt, marker=marker)
+        subtitle_path(Path("/m/movie.mkv"), language, SubtitleNaming(fmt=fmt, marker=marker))
 
 
 # --------------------------------------------------------------------------- may_write

@@ -1,4 +1,4 @@
-"""The HTTP application: `create_app(parts)` builds it, `serve(app, host, port, stop)` runs it.
+"""The HTTP application: `create_app(deps)` builds it, `serve(app, host, port, stop)` runs it.
 
 It runs in the service's event loop next to the workers; inference happens in
 threads, so the server stays responsive while they transcribe.
@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import structlog
 from aiohttp import web
@@ -18,28 +18,18 @@ from aiohttp.typedefs import Handler
 from transcriptarr.api import arr_webhooks, bazarr, control, openai_api, openapi, page, subgen_routes, views, webhooks
 from transcriptarr.api.config import ApiConfig
 from transcriptarr.api.connections import ConnectionLimits
+from transcriptarr.api.dependencies import ApiDeps
 from transcriptarr.api.errors import ApiError, json_error, provider_error
 from transcriptarr.api.intake import sweep_spool
-from transcriptarr.api.keys import (
-    CONFIG,
-    DETECT_SLOTS,
-    METRICS,
-    PARTS,
-    SCAN_HOOK,
-    SHUTTING_DOWN,
-    SNAPSHOTS,
-    ScanHook,
-)
+from transcriptarr.api.keys import CONFIG, DEPS, DETECT_SLOTS, METRICS, SHUTTING_DOWN, SNAPSHOTS
 from transcriptarr.api.listener import Listener
 from transcriptarr.api.listening import bind_failure, warn_if_open
 from transcriptarr.api.metrics import ApiMetrics
 from transcriptarr.api.openai_errors import openai_error_middleware
 from transcriptarr.api.security import api_key_middleware
 from transcriptarr.api.snapshots import Snapshots
+from transcriptarr.api.stall import StallGuard
 from transcriptarr.db.outage import describe_error, is_unavailable
-
-if TYPE_CHECKING:
-    from transcriptarr.service import Components
 
 log = structlog.get_logger(__name__)
 
@@ -86,24 +76,20 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return json_error(500, reason) if _is_json_route(request.path) else provider_error(500, reason)
 
 
-def create_app(
-    parts: Components, *, config: ApiConfig | None = None, scan_hook: ScanHook | None = None
-) -> web.Application:
-    """The whole HTTP surface; `config` defaults to the one derived from `parts.settings`."""
-    config = config or ApiConfig.from_settings(parts.settings)
+def create_app(deps: ApiDeps, *, config: ApiConfig | None = None) -> web.Application:
+    """The whole HTTP surface; `config` defaults to the one derived from `deps.settings`."""
+    config = config or ApiConfig.from_settings(deps.settings)
     metrics = ApiMetrics()
     # openai_error_middleware answers /v1/* failures in OpenAI's error shape before error_middleware sees them.
     middlewares = [metrics.middleware(), error_middleware, openai_error_middleware, api_key_middleware]
+    middlewares.append(StallGuard().middleware)  # database calls bounded while it stalls (api/stall.py)
     app = web.Application(middlewares=middlewares)
-    app[PARTS] = parts
+    app[DEPS] = deps
     app[CONFIG] = config
     app[METRICS] = metrics
-    app[SCAN_HOOK] = scan_hook
     app[SHUTTING_DOWN] = asyncio.Event()
     app[DETECT_SLOTS] = asyncio.Semaphore(1)
-    app[SNAPSHOTS] = Snapshots(
-        lambda: views.health(parts), lambda: views.status(parts), ttl=config.snapshot_ttl_seconds
-    )
+    app[SNAPSHOTS] = Snapshots(lambda: views.health(deps), lambda: views.status(deps), ttl=config.snapshot_ttl_seconds)
     bazarr.add_routes(app, config.path_prefix)
     control.add_routes(app)
     openai_api.add_routes(app)
@@ -128,7 +114,7 @@ async def _spool(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _count_jobs(app: web.Application) -> AsyncIterator[None]:
-    task = asyncio.create_task(app[METRICS].follow_jobs(app[PARTS]), name="metrics-job-events")
+    task = asyncio.create_task(app[METRICS].follow_jobs(app[DEPS]), name="metrics-job-events")
     yield
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
@@ -153,7 +139,7 @@ async def serve(
     `port=0` picks a free port; `on_started` is told the port actually bound. `limits` (default: from the
     settings and the open-files limit) bound header time, idle time and connections (api/connections.py).
     """
-    limits = limits or ConnectionLimits.from_settings(app[PARTS].settings)
+    limits = limits or ConnectionLimits.from_settings(app[DEPS].settings)
     if limits.lowered:
         log.warning(
             "http_connection_limit_lowered",

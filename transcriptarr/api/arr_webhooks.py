@@ -33,7 +33,7 @@ from aiohttp import web
 from transcriptarr.api.errors import ApiError, json_error
 from transcriptarr.api.webhooks import WEBHOOKS, Webhooks, ignored, read_payload
 from transcriptarr.integrations.arr import SHAPES, ArrApp, ArrEvent, ArrFile, ArrTest, parse_webhook
-from transcriptarr.integrations.gone_files import drop_jobs, live_jobs
+from transcriptarr.integrations.gone_files import drop_jobs
 from transcriptarr.integrations.mediaservers.events import Ignored, PayloadError
 from transcriptarr.integrations.mediaservers.queueing import FileOutcome
 
@@ -135,9 +135,9 @@ async def _drop(hooks: Webhooks, event: ArrEvent, sent: str, *, folder: bool) ->
     if not folder and await asyncio.to_thread(os.path.isfile, local):
         # Replaced under the same name (an upgrade): the jobs are for the file there now.
         return {"sent": sent, "path": local, "job_ids": [], "priority": None, "reason": "the path holds a file again"}
-    jobs = await live_jobs(hooks.parts.queue, local, folder=folder)
+    jobs = await hooks.deps.queue.live_for_media(local, folder=folder)
     why = f"{SHAPES[event.app].name} {event.kind}: {local} is gone"
-    ids = await drop_jobs(hooks.parts.queue, jobs, why)
+    ids = await drop_jobs(hooks.deps.queue, jobs, why)
     if ids:
         log.info("arr_jobs_dropped", app=event.app, kind=event.kind, path=local, job_ids=ids)
     priority = max((job.priority for job in jobs), default=None)
@@ -162,7 +162,7 @@ async def _queue(hooks: Webhooks, event: ArrEvent, file: ArrFile, kept: dict[str
         # No jobs at the old path: the watcher may have followed the rename already. Its jobs
         # stay as they are; a rename is no reason to move them up to webhook priority.
         local = await asyncio.to_thread(os.path.abspath, await hooks.local_path(file.path, event.app))
-        found = await live_jobs(hooks.parts.queue, local)
+        found = await hooks.deps.queue.live_for_media(local)
         if found:
             ids = [job.id for job in found]
             return FileOutcome(local, False, "already queued (the library followed the rename)", ids)

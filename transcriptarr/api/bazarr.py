@@ -19,10 +19,10 @@ from aiohttp import web
 
 from transcriptarr import __version__
 from transcriptarr.api.config import ApiConfig
-from transcriptarr.api.detect import DecodeError, answer, decode_head, guess_language
+from transcriptarr.api.detect import DecodeError, answer, decode_head
 from transcriptarr.api.errors import ApiError, json_error, provider_error
 from transcriptarr.api.intake import Upload, receive_upload
-from transcriptarr.api.keys import CONFIG, DETECT_SLOTS, METRICS, PARTS, SHUTTING_DOWN
+from transcriptarr.api.keys import CONFIG, DEPS, DETECT_SLOTS, METRICS, SHUTTING_DOWN
 from transcriptarr.api.output import OUTPUTS, cues_response, job_response, load_subtitle_file
 from transcriptarr.api.security import OutsideLibrary, client_allowed, inside_library
 from transcriptarr.api.waiting import WaitEnd, wait_for_job
@@ -33,8 +33,7 @@ from transcriptarr.policy.languages import whisper_code
 from transcriptarr.queue.events import Event
 from transcriptarr.queue.jobqueue import NewJob
 from transcriptarr.queue.keys import upload_key
-from transcriptarr.workers.library_track import LIBRARY_VIDEO
-from transcriptarr.workers.memory import return_freed_memory
+from transcriptarr.queue.options import LIBRARY_VIDEO
 
 log = structlog.get_logger(__name__)
 
@@ -109,7 +108,7 @@ def translation_refusal_for(params: AsrParams, model: str) -> str | None:
 
 def provider_gate(request: web.Request) -> web.Response | None:
     """Mode and client network decide; Bazarr cannot send an API key."""
-    if not request.app[PARTS].settings.provider_enabled:
+    if not request.app[DEPS].settings.provider_enabled:
         return provider_error(404, MODE_OFF)
     if not client_allowed(request.remote, request.app[CONFIG].allowed_networks):
         return provider_error(403, f"client {request.remote} is not in PROVIDER_ALLOWED_NETWORKS")
@@ -131,12 +130,12 @@ async def status(request: web.Request) -> web.Response:
 async def asr(request: web.Request) -> web.StreamResponse:
     if (denied := provider_gate(request)) is not None:
         return denied
-    parts, config = request.app[PARTS], request.app[CONFIG]
+    deps, config = request.app[DEPS], request.app[CONFIG]
     try:
         params = parse_asr(request.query)
     except ApiError as exc:
         return provider_error(exc.status, exc.message)
-    if (refusal := translation_refusal_for(params, parts.settings.whisper_model)) is not None:
+    if (refusal := translation_refusal_for(params, deps.settings.whisper_model)) is not None:
         log.info("upload_rejected", route="asr", status=422, reason=refusal, client=request.remote)
         return provider_error(422, refusal)
 
@@ -144,7 +143,7 @@ async def asr(request: web.Request) -> web.StreamResponse:
     # The job's key and details keep Bazarr's own name: a repeated request finds its job and stored result
     # even after PATH_MAPPINGS changed. The worker reads the library file only to transcribe the track the
     # language names when Bazarr's ffmpeg command uploaded another (workers/library_track.py).
-    local_video = parts.paths.map(params.video_file) if params.video_file else None
+    local_video = deps.paths.map(params.video_file) if params.video_file else None
     library_video = await _in_library(request, local_video) if local_video is not None else None
     written = await _written_subtitle(request, params, local_video, library_video)
     if written is not None:
@@ -168,12 +167,12 @@ async def asr(request: web.Request) -> web.StreamResponse:
             log.info("upload_rejected", route="asr", status=400, reason=problem, client=request.remote)
             return provider_error(400, problem)
         key = upload_key(upload.sha256, params.task.value, params.language, params.video_file)
-        stored = await parts.queue.find_result(key)
+        stored = await deps.queue.find_result(key)
         if stored is not None:
             log.info("bazarr_answered_from_result", job_id=stored.id, bytes=upload.size)
             return job_response(stored, params.output)
-        async with parts.events.subscribe() as events:
-            result = await parts.queue.enqueue(
+        async with deps.events.subscribe() as events:
+            result = await deps.queue.enqueue(
                 NewJob(
                     source=Source.BAZARR,
                     task=params.task,
@@ -181,14 +180,14 @@ async def asr(request: web.Request) -> web.StreamResponse:
                     content_key=key,
                     source_language=params.language,
                     target_language=params.target_language,
-                    quality=parts.settings.quality,
+                    quality=deps.settings.quality,
                     options=_options(params, library_video),
                     details={"client": request.remote, "video_file": params.video_file, "bytes": upload.size},
                 )
             )
             handed_over = result.created
             if result.created:
-                parts.pool.wake()
+                deps.pool.wake()
             log.info(
                 "bazarr_request_queued" if result.created else "bazarr_request_attached",
                 job_id=result.job.id,
@@ -233,10 +232,9 @@ def _options(params: AsrParams, library_video: Path | None) -> dict[str, object]
 async def _wait_and_answer(
     request: web.Request, config: ApiConfig, job_id: int, events: asyncio.Queue[Event], output: str
 ) -> web.StreamResponse:
-    parts = request.app[PARTS]
     waited = await wait_for_job(
         request,
-        parts.queue,
+        request.app[DEPS].queue,
         job_id,
         events,
         keepalive_seconds=config.keepalive_seconds,
@@ -270,7 +268,7 @@ async def _wait_and_answer(
 
 async def _in_library(request: web.Request, local_video: str) -> Path | None:
     """The library file `local_video` names (confinement.py's rule); None outside LIBRARY_PATHS or unresolvable."""
-    settings = request.app[PARTS].settings
+    settings = request.app[DEPS].settings
     try:
         return await asyncio.to_thread(
             inside_library, local_video, settings.library_paths, follow_symlinks=settings.library_follow_symlinks
@@ -284,12 +282,12 @@ async def _written_subtitle(
 ) -> web.StreamResponse | None:
     """A subtitle we already wrote next to the video (`media`: `local_video` inside a library), in the wanted
     language."""
-    parts = request.app[PARTS]
+    subtitles = request.app[DEPS].subtitles
     target = params.target_language
     if local_video is None or media is None or target is None:
         return None
     for candidate in dict.fromkeys((str(media), local_video)):
-        for path, language in await parts.subtitles.for_media(candidate):
+        for path, language in await subtitles.for_media(candidate):
             if whisper_code(language) != target or not await asyncio.to_thread(Path(path).is_file):
                 continue
             try:
@@ -315,7 +313,7 @@ async def detect_language(request: web.Request) -> web.StreamResponse:
     """`{language_code, detected_language, confidence}`, or exactly `{}` when it cannot tell."""
     if (denied := provider_gate(request)) is not None:
         return denied
-    parts, config = request.app[PARTS], request.app[CONFIG]
+    deps, config = request.app[DEPS], request.app[CONFIG]
     try:
         encode = bool(_flag(request.query, "encode", True))
     except ApiError as exc:
@@ -343,10 +341,8 @@ async def detect_language(request: web.Request) -> web.StreamResponse:
             samples = await decode_head(upload.path, config.detect_max_seconds)
         else:
             samples = decode_pcm_bytes(upload.head)
-        async with request.app[DETECT_SLOTS], parts.models.acquire(parts.settings.whisper_model) as model:
-            guess = await asyncio.to_thread(guess_language, model, samples)
-            # Its buffers (VAD over up to DETECT_LANGUAGE_MAX_SECONDS) would stay in glibc's per-thread heaps.
-            await asyncio.to_thread(return_freed_memory)
+        async with request.app[DETECT_SLOTS]:
+            guess = await deps.detect_language(samples)  # the model runs in a thread (workers/upload_language.py)
     except DecodeError as exc:
         log.info("language_not_detected", reason=str(exc))
         return web.json_response({})

@@ -1,4 +1,4 @@
-"""HTTP settings, read from Settings with defaults so the API works before every field exists there."""
+"""The HTTP layer's settings: what the routes need, derived from Settings once (and overridable in tests)."""
 
 from __future__ import annotations
 
@@ -51,12 +51,12 @@ class ApiConfig:
     @classmethod
     def from_settings(cls, settings: Settings, **overrides: Any) -> ApiConfig:
         values: dict[str, Any] = {
-            "path_prefix": normalize_prefix(getattr(settings, "http_path_prefix", "")),
-            "max_upload_bytes": int(float(getattr(settings, "max_upload_mb", 4096)) * 1024 * 1024),
-            "keepalive_seconds": float(getattr(settings, "provider_keepalive_seconds", 10.0)),
-            "max_wait_seconds": float(settings.max_job_minutes) * 60.0,
-            "allowed_networks": parse_networks(getattr(settings, "provider_allowed_networks", None)),
-            "detect_max_seconds": float(getattr(settings, "detect_language_max_seconds", 300.0)),
+            "path_prefix": settings.http_path_prefix,
+            "max_upload_bytes": settings.max_upload_mb * 1024 * 1024,
+            "keepalive_seconds": settings.provider_keepalive_seconds,
+            "max_wait_seconds": settings.max_job_minutes * 60.0,
+            "allowed_networks": settings.provider_allowed_networks,
+            "detect_max_seconds": settings.detect_language_max_seconds,
             "spool_dir": settings.data_dir / "spool",
         }
         values.update(overrides)

@@ -5,22 +5,20 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import structlog
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from transcriptarr.api.dependencies import ApiDeps
 from transcriptarr.api.errors import ApiError
-from transcriptarr.api.keys import METRICS, PARTS, SCAN_HOOK, SHUTTING_DOWN, SNAPSHOTS
-from transcriptarr.api.views import job_dict, live_contexts
+from transcriptarr.api.keys import DEPS, METRICS, SHUTTING_DOWN, SNAPSHOTS
+from transcriptarr.api.views import job_dict
 from transcriptarr.api.waiting import next_event
 from transcriptarr.db.models import Job, JobState, Source, Task
 from transcriptarr.policy.confinement import OutsideLibrary, Refused, library_file, target_languages
 from transcriptarr.queue.jobqueue import InvalidTransition, JobNotFound, NewJob
-
-if TYPE_CHECKING:
-    from transcriptarr.service import Components
 
 log = structlog.get_logger(__name__)
 
@@ -30,8 +28,8 @@ _PRIORITY_RANGE = (-1_000_000, 1_000_000)
 _SSE_PING_SECONDS = 15.0
 
 
-def _one_job(job: Job, parts: Components) -> dict[str, Any]:
-    return job_dict(job, live_contexts(parts).get(job.id))
+def _one_job(job: Job, deps: ApiDeps) -> dict[str, Any]:
+    return job_dict(job, deps.pool.running().get(job.id))
 
 
 def _job_id(request: web.Request) -> int:
@@ -92,33 +90,33 @@ async def api_status(request: web.Request) -> web.Response:
 
 
 async def list_jobs(request: web.Request) -> web.Response:
-    parts = request.app[PARTS]
+    deps = request.app[DEPS]
     states = _choices(request, "state", [s.value for s in JobState])
     sources = _choices(request, "source", [s.value for s in Source])
     limit = _int_param(request, "limit", 50, 1, MAX_PAGE)
     offset = _int_param(request, "offset", 0, 0, 10**9)
-    jobs = await parts.queue.list_jobs(states=states, sources=sources, limit=limit, offset=offset)
-    live = live_contexts(parts)
+    jobs = await deps.queue.list_jobs(states=states, sources=sources, limit=limit, offset=offset)
+    live = deps.pool.running()
     return web.json_response(
         {"jobs": [job_dict(job, live.get(job.id)) for job in jobs], "limit": limit, "offset": offset}
     )
 
 
 async def get_job(request: web.Request) -> web.Response:
-    parts = request.app[PARTS]
+    deps = request.app[DEPS]
     try:
-        job = await parts.queue.get(_job_id(request))
+        job = await deps.queue.get(_job_id(request))
     except JobNotFound as exc:
         raise ApiError(404, str(exc)) from None
     # What it still has to tell others (media server, Bazarr, NOTIFY_URL), and what was given up, why.
-    followups = [followup.summary() for followup in await parts.followups.store.for_job(job.id)]
-    return web.json_response({"job": {**_one_job(job, parts), "followups": followups}})
+    followups = [followup.summary() for followup in await deps.followups.for_job(job.id)]
+    return web.json_response({"job": {**_one_job(job, deps), "followups": followups}})
 
 
 async def create_job(request: web.Request) -> web.Response:
     """Queue a library file: `{"path": ..., "language": ..., "task": ..., "priority": ...}`."""
-    parts = request.app[PARTS]
-    settings = parts.settings
+    deps = request.app[DEPS]
+    settings = deps.settings
     body = await _json_object(request)
     raw_path = body.get("path")
     if not isinstance(raw_path, str) or not raw_path:
@@ -136,7 +134,7 @@ async def create_job(request: web.Request) -> web.Response:
     priority = None if body.get("priority") is None else _priority(body["priority"])
     results = []
     for target in languages:
-        result = await parts.queue.enqueue(
+        result = await deps.queue.enqueue(
             NewJob(
                 source=Source.MANUAL,
                 task=task,
@@ -151,8 +149,8 @@ async def create_job(request: web.Request) -> web.Response:
         log.info(
             "job_requested", job_id=result.job.id, path=str(media.path), created=result.created, reason=result.reason
         )
-        results.append({"job": _one_job(result.job, parts), "created": result.created, "reason": result.reason})
-    parts.pool.wake()
+        results.append({"job": _one_job(result.job, deps), "created": result.created, "reason": result.reason})
+    deps.pool.wake()
     created = any(item["created"] for item in results)
     return web.json_response({"jobs": results}, status=201 if created else 200)
 
@@ -176,53 +174,53 @@ def _task(raw: Any) -> Task:
 
 
 async def cancel_job(request: web.Request) -> web.Response:
-    parts = request.app[PARTS]
+    deps = request.app[DEPS]
     job_id = _job_id(request)
     try:
-        state = await parts.queue.cancel(job_id)
-        job = await parts.queue.get(job_id)
+        state = await deps.queue.cancel(job_id)
+        job = await deps.queue.get(job_id)
     except JobNotFound as exc:
         raise ApiError(404, str(exc)) from None
     except InvalidTransition as exc:
         raise ApiError(409, str(exc)) from None
     outcome = "cancelled" if state == JobState.CANCELLED else "cancel_requested"
     log.info("job_cancel_requested_by_api", job_id=job_id, outcome=outcome)
-    return web.json_response({"job": _one_job(job, parts), "result": outcome}, status=202)
+    return web.json_response({"job": _one_job(job, deps), "result": outcome}, status=202)
 
 
 async def retry_job(request: web.Request) -> web.Response:
-    parts = request.app[PARTS]
+    deps = request.app[DEPS]
     try:
-        job = await parts.queue.retry(_job_id(request))
+        job = await deps.queue.retry(_job_id(request))
     except JobNotFound as exc:
         raise ApiError(404, str(exc)) from None
     except InvalidTransition as exc:
         raise ApiError(409, str(exc)) from None
-    parts.pool.wake()
-    return web.json_response({"job": _one_job(job, parts)})
+    deps.pool.wake()
+    return web.json_response({"job": _one_job(job, deps)})
 
 
 async def update_job(request: web.Request) -> web.Response:
     """`{"priority": n}`: higher runs first."""
-    parts = request.app[PARTS]
+    deps = request.app[DEPS]
     job_id = _job_id(request)
     body = await _json_object(request)
     if set(body) != {"priority"}:
         raise ApiError(400, 'send {"priority": <integer>}; only the priority can be changed')
     priority = _priority(body["priority"])
     try:
-        job = await parts.queue.set_priority(job_id, priority)
+        job = await deps.queue.set_priority(job_id, priority)
     except JobNotFound as exc:
         raise ApiError(404, str(exc)) from None
-    return web.json_response({"job": _one_job(job, parts)})
+    return web.json_response({"job": _one_job(job, deps)})
 
 
 async def scan(request: web.Request) -> web.Response:
-    hook = request.app[SCAN_HOOK]
-    if hook is None:
+    deps = request.app[DEPS]
+    if deps.scan is None:
         raise ApiError(503, "library scanning not available")
-    result = await hook()
-    request.app[PARTS].pool.wake()
+    result = await deps.scan()
+    deps.pool.wake()
     return web.json_response({"scan": result}, status=202)
 
 
@@ -231,14 +229,14 @@ async def scan(request: web.Request) -> web.Response:
 
 async def events(request: web.Request) -> web.StreamResponse:
     """Server-sent events: job_started, job_progress, job_finished, as this node's workers do them."""
-    parts = request.app[PARTS]
+    deps = request.app[DEPS]
     stop = request.app[SHUTTING_DOWN]
     response = web.StreamResponse(
         headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
     )
     await response.prepare(request)
     try:
-        async with parts.events.subscribe() as queue:
+        async with deps.events.subscribe() as queue:
             await response.write(b"retry: 3000\n: connected\n\n")
             while not stop.is_set():
                 event = await next_event(queue, stop, _SSE_PING_SECONDS)
@@ -253,7 +251,7 @@ async def events(request: web.Request) -> web.StreamResponse:
 
 
 async def metrics(request: web.Request) -> web.Response:
-    body = await request.app[METRICS].scrape(request.app[PARTS])
+    body = await request.app[METRICS].scrape(request.app[DEPS])
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 

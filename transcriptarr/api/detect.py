@@ -1,10 +1,11 @@
 """detect-language: a fast path beside the queue, from the first minutes of the upload.
 
 Bazarr asks this before it asks for a transcription and waits with a short
-patience, so it never queues behind transcriptions: the model is borrowed
-from the shared ModelManager and run in a thread. Only the first
-`detect_max_seconds` of audio are decoded; the language vote skips an intro
-when there is enough audio after it (see workers/language.py).
+patience, so it never queues behind transcriptions. Here: the upload's first
+`detect_max_seconds` of audio decoded, and the answer in Bazarr's terms. The
+inference (the shared model, run in a thread; the language vote skips an intro
+when there is enough audio after it) is the engine's: workers/upload_language.py,
+handed to the routes as `ApiDeps.detect_language`.
 """
 
 from __future__ import annotations
@@ -18,19 +19,14 @@ import numpy as np
 import structlog
 from numpy.typing import NDArray
 
+from transcriptarr.api.dependencies import DetectedLanguage
 from transcriptarr.media.audio import SAMPLE_RATE, decode_pcm_bytes
-from transcriptarr.media.probe import ffmpeg_path_arg, stderr_tail
+from transcriptarr.media.commands import decode_head_pcm
+from transcriptarr.media.probe import stderr_tail
 from transcriptarr.policy.languages import whisper_code, whisper_name
-from transcriptarr.workers.language import LanguageGuess, detect_language
-from transcriptarr.workers.presets import VadParameters
-from transcriptarr.workers.transcribe import speech_regions
 
 log = structlog.get_logger(__name__)
 
-# Same VAD as the language vote: voices, not music.
-_SPEECH_VAD = VadParameters(min_silence_duration_ms=500, speech_pad_ms=200)
-_MIN_SPEECH_SECONDS = 2.0
-_BLOCK_SECONDS = 60
 _DECODE_TIMEOUT = 120.0
 
 
@@ -40,13 +36,11 @@ class DecodeError(Exception):
 
 async def decode_head(path: Path, seconds: float) -> NDArray[np.float32]:
     """The first `seconds` of any audio/video file as 16 kHz mono float32 (ffmpeg)."""
-    args = [
-        "ffmpeg", "-nostdin", "-hide_banner", "-nostats", "-v", "error",
-        "-i", ffmpeg_path_arg(path), "-t", f"{seconds:g}", "-vn", "-sn", "-dn",
-        "-ac", "1", "-ar", str(SAMPLE_RATE), "-c:a", "pcm_s16le", "-f", "s16le", "pipe:1",
-    ]  # fmt: skip
     proc = await asyncio.create_subprocess_exec(
-        *args, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+        *decode_head_pcm(path, seconds, sample_rate=SAMPLE_RATE),
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
     try:
         out, err = await asyncio.wait_for(proc.communicate(), _DECODE_TIMEOUT)
@@ -60,27 +54,7 @@ async def decode_head(path: Path, seconds: float) -> NDArray[np.float32]:
     return decode_pcm_bytes(out)
 
 
-def has_speech(samples: NDArray[np.float32]) -> bool:
-    """At least a couple of seconds of voice (read block by block, stops early)."""
-    block = _BLOCK_SECONDS * SAMPLE_RATE
-    found = 0.0
-    for start in range(0, len(samples), block):
-        found += sum(end - begin for begin, end in speech_regions(samples[start : start + block], _SPEECH_VAD))
-        if found >= _MIN_SPEECH_SECONDS:
-            return True
-    return False
-
-
-def guess_language(model: Any, samples: NDArray[np.float32]) -> LanguageGuess | None:
-    """Blocking. An English-only model can only say English, and only when it hears speech."""
-    if len(samples) == 0:
-        return None
-    if not model.model.is_multilingual:
-        return LanguageGuess("en", 1.0) if has_speech(samples) else None
-    return detect_language(model, samples)
-
-
-def answer(guess: LanguageGuess | None) -> dict[str, Any]:
+def answer(guess: DetectedLanguage | None) -> dict[str, Any]:
     """Bazarr's shape, or `{}`: it can map only Whisper codes and names (yue is zh to it)."""
     if guess is None:
         return {}

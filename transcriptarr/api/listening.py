@@ -11,7 +11,7 @@ from typing import Any
 import structlog
 from aiohttp import web
 
-from transcriptarr.api.keys import PARTS
+from transcriptarr.api.keys import DEPS
 
 log = structlog.get_logger(__name__)
 
@@ -50,7 +50,7 @@ def _loopback(host: str) -> bool:
 
 def warn_if_open(app: web.Application, addresses: Sequence[Any], port: int) -> None:
     """Once at start-up: bound beyond loopback with no API_KEY, anyone on the network may control the service."""
-    secret = app[PARTS].settings.api_key
+    secret = app[DEPS].settings.api_key
     if secret is not None and secret.get_secret_value():
         return
     reachable = sorted({str(address[0]) for address in addresses if not _loopback(str(address[0]))})

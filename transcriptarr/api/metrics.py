@@ -18,11 +18,10 @@ from aiohttp.typedefs import Handler, Middleware
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, generate_latest
 
 from transcriptarr import __version__
-from transcriptarr.db.models import Job, JobState, Source, utcnow
-from transcriptarr.queue.stats import queue_stats
+from transcriptarr.db.models import Job, JobState, Source
 
 if TYPE_CHECKING:
-    from transcriptarr.service import Components
+    from transcriptarr.api.dependencies import ApiDeps
 
 log = structlog.get_logger(__name__)
 
@@ -89,27 +88,27 @@ class ApiMetrics:
         if job.state == JobState.FAILED:
             self.failures.labels(source=job.source).inc()
 
-    async def scrape(self, parts: Components) -> bytes:
+    async def scrape(self, deps: ApiDeps) -> bytes:
         """Fresh gauges from the database and the pool, then the text exposition."""
-        alive = sum(1 for worker in await parts.workers.list() if worker.alive)
-        stats = await queue_stats(parts.db, utcnow(), workers=alive)
+        alive = sum(1 for worker in await deps.workers.list() if worker.alive)
+        stats = await deps.queue.stats(workers=alive)
         for state, count in stats.counts.items():
             self.jobs.labels(state=state).set(count)
         self.queue_length.set(stats.counts.get(JobState.QUEUED, 0))
         self.queue_eta.set(-1 if stats.eta_seconds is None else stats.eta_seconds)
-        self.workers.set(len(parts.pool.workers()))
-        self.workers_busy.set(len(parts.pool.busy()))
+        self.workers.set(deps.pool.size())
+        self.workers_busy.set(len(deps.pool.running()))
         return generate_latest(self.registry)
 
-    async def follow_jobs(self, parts: Components) -> None:
+    async def follow_jobs(self, deps: ApiDeps) -> None:
         """Count every job this node's workers finish (runs until cancelled)."""
-        async with parts.events.subscribe() as events:
+        async with deps.events.subscribe() as events:
             while True:
                 event = await events.get()
                 if event.get("event") != "job_finished":
                     continue
                 try:
-                    job = await parts.queue.get(int(event["job_id"]))
+                    job = await deps.queue.get(int(event["job_id"]))
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:  # gone or database away: a lost count, not a crash

@@ -30,7 +30,7 @@ from aiohttp import web
 
 from transcriptarr.api.bazarr import MODE_OFF
 from transcriptarr.api.config import ApiConfig
-from transcriptarr.api.keys import CONFIG, METRICS, PARTS, SHUTTING_DOWN
+from transcriptarr.api.keys import CONFIG, DEPS, METRICS, SHUTTING_DOWN
 from transcriptarr.api.openai_errors import OpenAIError
 from transcriptarr.api.openai_form import FILE_FIELD, Form, receive_form
 from transcriptarr.api.openai_render import FORMATS, GRANULARITIES, answer
@@ -125,7 +125,7 @@ def content_key(audio_sha256: str, request: AudioRequest) -> str:
 
 def _gate(request: web.Request) -> None:
     """The same rules as Bazarr's routes: provider mode, and the client networks allowed."""
-    if not request.app[PARTS].settings.provider_enabled:
+    if not request.app[DEPS].settings.provider_enabled:
         raise OpenAIError(404, MODE_OFF)
     if not client_allowed(request.remote, request.app[CONFIG].allowed_networks):
         raise OpenAIError(403, f"client {request.remote} is not in PROVIDER_ALLOWED_NETWORKS")
@@ -135,7 +135,7 @@ def _gate(request: web.Request) -> None:
 
 
 def _model_ids(request: web.Request) -> list[str]:
-    return list(dict.fromkeys((ALIAS, request.app[PARTS].settings.whisper_model)))
+    return list(dict.fromkeys((ALIAS, request.app[DEPS].settings.whisper_model)))
 
 
 def _model(model_id: str) -> dict[str, object]:
@@ -174,7 +174,7 @@ async def translations(request: web.Request) -> web.StreamResponse:
 
 async def _audio(request: web.Request, task: Task) -> web.StreamResponse:
     _gate(request)
-    parts, config = request.app[PARTS], request.app[CONFIG]
+    deps, config = request.app[DEPS], request.app[CONFIG]
     route = request.path.removeprefix("/")
     try:
         form = await receive_form(
@@ -191,29 +191,29 @@ async def _audio(request: web.Request, task: Task) -> web.StreamResponse:
     handed_over = admitted = False
     try:
         params = parse_request(form, task)
-        if task == Task.TRANSLATE and (refusal := translation_refusal(parts.settings.whisper_model)):
+        if task == Task.TRANSLATE and (refusal := translation_refusal(deps.settings.whisper_model)):
             raise OpenAIError(400, f"cannot translate: {refusal}", param="model", code="model_not_supported")
         if form.file.size == 0:
             raise OpenAIError(400, f"the file {form.file.filename!r} is empty", param=FILE_FIELD)
         key = content_key(form.file.sha256, params)
-        stored = await parts.queue.find_result(key)
+        stored = await deps.queue.find_result(key)
         admitted = stored is not None
         if stored is not None:
             log.info("openai_answered_from_result", job_id=stored.id, route=route, bytes=form.file.size)
             return _job_answer(stored, params)
-        async with parts.events.subscribe() as events:
-            job = await parts.queue.find_live(key)
+        async with deps.events.subscribe() as events:
+            job = await deps.queue.find_live(key)
             created = False
             if job is None:
                 pcm = config.spool_dir / f"{form.file.path.name}.pcm"
                 duration = await _decode(
-                    form, pcm, parts.settings.preferred_audio_languages, timeout=config.max_wait_seconds
+                    form, pcm, deps.settings.preferred_audio_languages, timeout=config.max_wait_seconds
                 )
-                result = await parts.queue.enqueue(_new_job(request, form, params, key, pcm, duration))
+                result = await deps.queue.enqueue(_new_job(request, form, params, key, pcm, duration))
                 job, created = result.job, result.created
                 handed_over = created
                 if created:
-                    parts.pool.wake()
+                    deps.pool.wake()
             admitted = True
             log.info(
                 "openai_request_queued" if created else "openai_request_attached",
@@ -265,7 +265,7 @@ async def _decode(
 
 
 def _new_job(request: web.Request, form: Form, params: AudioRequest, key: str, pcm: Path, duration: float) -> NewJob:
-    parts = request.app[PARTS]
+    deps = request.app[DEPS]
     options: dict[str, object] = {"encode": False}
     if params.prompt is not None:
         options["initial_prompt"] = params.prompt
@@ -277,7 +277,7 @@ def _new_job(request: web.Request, form: Form, params: AudioRequest, key: str, p
         content_key=key,
         source_language=params.language,
         target_language=params.target_language,
-        quality=parts.settings.quality,
+        quality=deps.settings.quality,
         media_duration=duration,
         options=options,
         details={
@@ -295,7 +295,7 @@ async def _wait_and_answer(
 ) -> web.StreamResponse:
     waited = await wait_for_job(
         request,
-        request.app[PARTS].queue,
+        request.app[DEPS].queue,
         job_id,
         events,
         keepalive_seconds=config.keepalive_seconds,

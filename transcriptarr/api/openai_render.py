@@ -13,17 +13,24 @@ from __future__ import annotations
 import math
 import zlib
 from collections.abc import Collection, Sequence
+from types import MappingProxyType
 from typing import Any, Final
 
 from aiohttp import web
 
 from transcriptarr.policy.languages import whisper_name
+from transcriptarr.policy.output_formats import content_type
 from transcriptarr.subtitles.cues import Cue, join_lines
 from transcriptarr.subtitles.formats import render
 
+# OpenAI's response_format, its API's fixed list: json, text and verbose_json are OpenAI's own
+# documents; the others are formats of policy/output_formats.py, rendered and typed as the table says.
 FORMATS: Final = ("json", "text", "srt", "verbose_json", "vtt")
+OPENAI_DOCUMENTS: Final = frozenset({"json", "text", "verbose_json"})
 GRANULARITIES: Final = ("word", "segment")
-_TEXT_TYPES: Final = {"text": "text/plain", "srt": "text/plain", "vtt": "text/vtt"}
+_TEXT_TYPES: Final = MappingProxyType(
+    {"text": "text/plain", **{name: content_type(name) for name in FORMATS if name not in OPENAI_DOCUMENTS}}
+)
 # log(0) is -inf, which JSON cannot carry; a word this unlikely is already a failed decode.
 _MIN_PROBABILITY = 1e-6
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from aiohttp import web
@@ -11,6 +12,7 @@ from transcriptarr.api import openai_openapi
 from transcriptarr.api.keys import CONFIG
 from transcriptarr.api.output import OUTPUTS
 from transcriptarr.db.models import JobState, Source
+from transcriptarr.integrations.mediaservers.servers import JSON, MULTIPART, SERVERS
 
 _TEXT_ERROR = {"text/plain": {"schema": {"type": "string", "pattern": "^ERROR: "}}}
 _JSON_ERROR = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
@@ -350,27 +352,11 @@ def _control_paths() -> dict[str, Any]:
 
 
 def _webhook_paths() -> dict[str, Any]:
-    """POST /webhooks/{server} (api/webhooks.py): a media server's event, in its own format."""
-    event = {"type": "object", "description": "The server's webhook event as it sends it."}
-    json_body = _json(event)
-    multipart = {
-        "multipart/form-data": {
-            "schema": {
-                "type": "object",
-                "properties": {
-                    "payload": {"type": "string", "description": "Plex: the event as JSON."},
-                    "data": {"type": "string", "description": "Emby (multipart setting): the event as JSON."},
-                    "thumb": {"type": "string", "format": "binary", "description": "Plex: a thumbnail (ignored)."},
-                },
-            }
-        }
-    }
-    bodies = {
-        "jellyfin": ("Jellyfin Webhook plugin, Generic destination (ItemAdded, PlaybackStart)", json_body),
-        "emby": ("Emby webhooks (library.new, playback.start), JSON or multipart", {**json_body, **multipart}),
-        "plex": ("Plex webhooks (library.new, media.play), multipart", {**multipart, **json_body}),
-        "tautulli": ("Tautulli Webhook agent (created, play) with the JSON data from the docs", json_body),
-    }
+    """POST /webhooks/{route} (api/webhooks.py): a media server's event, in its own format, for each server of the
+    media server table (integrations/mediaservers/servers.py)."""
+    json_body = _json({"type": "object", "description": "The server's webhook event as it sends it."})
+    parts = {name: dict(schema) for entry in SERVERS for name, schema in entry.parts.items()}
+    contents = {JSON: json_body, MULTIPART: {MULTIPART: {"schema": {"type": "object", "properties": parts}}}}
     responses = {
         "202": {"description": "Handled: queued, or why not.", "content": _json(_ref("WebhookHandled"))},
         "200": {"description": "An event that is not acted on.", "content": _json(_ref("WebhookIgnored"))},
@@ -380,19 +366,19 @@ def _webhook_paths() -> dict[str, Any]:
         "502": {"description": "The media server's API failed or refused the key.", "content": _JSON_ERROR},
         "503": {"description": "The event names no file and the server is not configured.", "content": _JSON_ERROR},
     }
-    paths = {
-        f"/webhooks/{server}": {
-            "post": {
-                "security": _SECURED,
-                "tags": ["webhooks"],
-                "summary": summary,
-                "requestBody": {"required": True, "content": content},
-                "responses": responses,
-            }
+
+    def operation(summary: str, content_types: Iterable[str]) -> dict[str, Any]:
+        content = {kind: body for kind in content_types for kind, body in contents[kind].items()}
+        return {
+            "security": _SECURED,
+            "tags": ["webhooks"],
+            "summary": summary,
+            "requestBody": {"required": True, "content": content},
+            "responses": responses,
         }
-        for server, (summary, content) in bodies.items()
-    }
-    return {**paths, **_arr_paths(json_body, responses), **_subgen_paths(paths, responses)}
+
+    paths = {f"/webhooks/{entry.route}": {"post": operation(entry.summary, entry.content_types)} for entry in SERVERS}
+    return {**paths, **_arr_paths(json_body, responses), **_subgen_paths(operation)}
 
 
 def _arr_paths(json_body: dict[str, Any], responses: dict[str, Any]) -> dict[str, Any]:
@@ -422,17 +408,22 @@ def _arr_paths(json_body: dict[str, Any], responses: dict[str, Any]) -> dict[str
     return found
 
 
-def _subgen_paths(webhooks: dict[str, Any], responses: dict[str, Any]) -> dict[str, Any]:
-    """SubGen's URLs (api/subgen_routes.py): the same handling as /webhooks/{server}, SubGen's bodies."""
+def _subgen_paths(operation: Callable[[str, Iterable[str]], dict[str, Any]]) -> dict[str, Any]:
+    """SubGen's URLs (api/subgen_routes.py): the same handling as /webhooks/{route}, SubGen's bodies."""
     found: dict[str, Any] = {}
-    for server in ("plex", "jellyfin", "emby", "tautulli"):
-        operation = dict(webhooks[f"/webhooks/{server}"]["post"])
-        operation["summary"] = f"SubGen's URL for {server.title()}: as /webhooks/{server}, with SubGen's body"
-        found[f"/{server}"] = {"post": operation}
-    found["/tautulli"]["post"]["summary"] += ' ({"event": "added"|"played", "file": ...})'
-    any_body = dict(webhooks["/webhooks/emby"]["post"])
-    any_body["summary"] = "SubGen's first URL: any of the Plex, Jellyfin, Emby or Tautulli bodies, told apart by shape"
-    found["/webhook"] = {"post": any_body}
+    subgen = [entry for entry in SERVERS if entry.subgen is not None]
+    for entry in subgen:
+        summary = f"SubGen's URL for {entry.title}: as /webhooks/{entry.route}, with SubGen's body"
+        if entry.subgen_body:
+            summary += f" ({entry.subgen_body})"
+        found[f"/{entry.route}"] = {"post": operation(summary, entry.content_types)}
+    names = [entry.title for entry in subgen]
+    found["/webhook"] = {
+        "post": operation(
+            f"SubGen's first URL: any of the {', '.join(names[:-1])} or {names[-1]} bodies, told apart by shape",
+            sorted({kind for entry in subgen for kind in entry.content_types}),
+        )
+    }
     found["/batch"] = {
         "post": {
             "security": _SECURED,

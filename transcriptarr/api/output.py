@@ -12,18 +12,13 @@ from aiohttp import web
 
 from transcriptarr.api.errors import provider_error
 from transcriptarr.db.models import Job, JobState
+from transcriptarr.policy.output_formats import PROVIDER_OUTPUTS, content_type
 from transcriptarr.subtitles.cues import Cue
 from transcriptarr.subtitles.formats import render
 from transcriptarr.subtitles.stored import load_cues
 
-OUTPUTS: Final = ("srt", "vtt", "txt", "tsv", "json")
-_CONTENT_TYPES: Final = {
-    "srt": "text/plain",
-    "txt": "text/plain",
-    "vtt": "text/vtt",
-    "tsv": "text/tab-separated-values",
-    "json": "application/json",
-}
+# /asr's `output` choices: the formats policy/output_formats.py marks `provider`.
+OUTPUTS: Final = PROVIDER_OUTPUTS
 NO_SPEECH = "no speech was recognised in the audio; there is nothing to subtitle"
 
 
@@ -38,7 +33,7 @@ def cues_response(cues: Sequence[Cue], language: str | None, output: str) -> web
     body = render(cues, output, language=language)
     return web.Response(
         text=body,
-        content_type=_CONTENT_TYPES[output],
+        content_type=content_type(output),
         charset="utf-8",
         headers={
             "Asr-Engine": "faster_whisper",

@@ -15,7 +15,7 @@ from typing import Any
 import structlog
 from aiohttp import web
 
-from transcriptarr.api.keys import PARTS, SNAPSHOTS
+from transcriptarr.api.keys import DEPS, SNAPSHOTS
 from transcriptarr.api.security import LOGIN_PAGE, SESSION_COOKIE, same_key, session_token
 
 log = structlog.get_logger(__name__)
@@ -175,7 +175,7 @@ _LOGOUT_FORM = '<form method="post" action="logout" class="meta"><button type="s
 
 
 def _api_key(request: web.Request) -> str:
-    secret = request.app[PARTS].settings.api_key
+    secret = request.app[DEPS].settings.api_key
     return secret.get_secret_value() if secret is not None else ""
 
 

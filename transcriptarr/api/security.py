@@ -25,7 +25,7 @@ from aiohttp.typedefs import Handler
 
 from transcriptarr.api.config import Network
 from transcriptarr.api.errors import json_error
-from transcriptarr.api.keys import CONFIG, PARTS
+from transcriptarr.api.keys import CONFIG, DEPS
 from transcriptarr.api.openai_errors import PREFIX as OPENAI_PREFIX
 from transcriptarr.api.openai_errors import openai_error
 from transcriptarr.policy.confinement import OutsideLibrary, inside_library
@@ -77,7 +77,7 @@ def authorized(request: web.Request, expected: str) -> bool:
 
 @web.middleware
 async def api_key_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    secret = request.app[PARTS].settings.api_key
+    secret = request.app[DEPS].settings.api_key
     expected = secret.get_secret_value() if secret is not None else ""
     if expected and needs_key(request.path, request.app[CONFIG].path_prefix) and not authorized(request, expected):
         if request.path == "/" and request.method in _READING:  # a person at the status page: the login form

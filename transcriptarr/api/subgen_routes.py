@@ -33,14 +33,16 @@ from transcriptarr.api.errors import ApiError, json_error
 from transcriptarr.api.webhooks import WEBHOOKS, Webhooks, read_payload
 from transcriptarr.db.models import Source
 from transcriptarr.integrations.mediaservers.events import PayloadError
-from transcriptarr.integrations.mediaservers.subgen import PARSERS, detect
+from transcriptarr.integrations.mediaservers.servers import BY_ROUTE, SERVERS
+from transcriptarr.integrations.mediaservers.subgen import detect
 from transcriptarr.library import Library
 from transcriptarr.library.walker import WalkReport, walk
 from transcriptarr.policy.languages import whisper_code
 
 log = structlog.get_logger(__name__)
 
-MEDIA_SERVER_PATHS = ("/plex", "/jellyfin", "/emby", "/tautulli", "/webhook")
+# SubGen's URL of each server of the media server table that SubGen had, and its first one for any of them.
+MEDIA_SERVER_PATHS = (*(f"/{entry.route}" for entry in SERVERS if entry.subgen is not None), "/webhook")
 PATHS = (*MEDIA_SERVER_PATHS, "/batch")
 
 
@@ -51,12 +53,14 @@ async def media_server_event(request: web.Request) -> web.Response:
         data = await read_payload(request)
         if route == "/webhook":
             try:
-                _, parse = detect(data)
+                name = detect(data)
             except PayloadError as exc:
                 log.info("webhook_rejected", route=route, reason=str(exc), client=request.remote)
                 raise ApiError(400, f"{route}: {exc}") from None
         else:
-            parse = PARSERS[route.lstrip("/")]
+            name = route.lstrip("/")
+        parse = BY_ROUTE[name].subgen
+        assert parse is not None  # MEDIA_SERVER_PATHS and detect() name SubGen's servers only
         return await hooks.dispatch(request, route, data, parse)
     except ApiError as exc:
         return json_error(exc.status, exc.message)
@@ -110,8 +114,7 @@ def _library(hooks: Webhooks, force: str | None) -> Library:
         raise ApiError(400, f"forceLanguage={force!r} is not a language Whisper knows; use a code such as en or de")
     config = hooks.library.config
     forced = dataclasses.replace(config, rules=dataclasses.replace(config.rules, force_language=code))
-    parts = hooks.parts
-    return Library(parts.db, parts.queue, forced, wake=parts.pool.wake)
+    return hooks.library.with_config(forced)
 
 
 async def _queue_tree(hooks: Webhooks, library: Library, paths: list[str]) -> None:

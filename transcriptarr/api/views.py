@@ -8,11 +8,9 @@ from typing import TYPE_CHECKING, Any
 from transcriptarr import __version__
 from transcriptarr.db.database import WRITE_STALL_SECONDS
 from transcriptarr.db.models import Job, JobState, utcnow
-from transcriptarr.queue.stats import queue_stats
-from transcriptarr.workers.job_runner import JobContext
 
 if TYPE_CHECKING:
-    from transcriptarr.service import Components
+    from transcriptarr.api.dependencies import ApiDeps, LiveJob
 
 _NEXT_UP = 20
 _RECENT_FAILURES = 10
@@ -30,7 +28,7 @@ def job_eta(job: Job, progress: float, now: datetime) -> float | None:
     return round(max(0.0, elapsed * (100.0 - progress) / progress), 1)
 
 
-def job_dict(job: Job, live: JobContext | None = None, now: datetime | None = None) -> dict[str, Any]:
+def job_dict(job: Job, live: LiveJob | None = None, now: datetime | None = None) -> dict[str, Any]:
     """A job for clients; `live` (a job running here) has fresher progress than the database."""
     progress = live.progress if live is not None else job.progress
     stage = live.stage.value if live is not None else job.stage
@@ -67,11 +65,7 @@ def job_dict(job: Job, live: JobContext | None = None, now: datetime | None = No
     }
 
 
-def live_contexts(parts: Components) -> dict[int, JobContext]:
-    return {ctx.job.id: ctx for ctx in parts.pool.busy().values()}
-
-
-async def health(parts: Components) -> dict[str, Any]:
+async def health(parts: ApiDeps) -> dict[str, Any]:
     """Liveness plus the database and this node's workers; never raises.
 
     The database is "unavailable" when it does not answer, "degraded" when it answers reads
@@ -85,7 +79,7 @@ async def health(parts: Components) -> dict[str, Any]:
         holder = "another process holds SQLite's write lock" if db.backend == "sqlite" else "the database stalls"
         state = "degraded"
         error = f"a write has waited {waited:.0f} s ({holder}); writes wait and go through once it is released"
-    busy = len(parts.pool.busy())
+    busy = len(parts.pool.running())
     return {
         "status": "ok" if state == "ok" else "degraded",
         "version": __version__,
@@ -99,32 +93,30 @@ async def health(parts: Components) -> dict[str, Any]:
             "schema_current": db.schema_current,
             "error": error,
         },
-        "workers": {"configured": len(parts.pool.workers()), "busy": busy, "idle": len(parts.pool.workers()) - busy},
+        "workers": {"configured": parts.pool.size(), "busy": busy, "idle": parts.pool.size() - busy},
     }
 
 
-async def status(parts: Components) -> dict[str, Any]:
+async def status(parts: ApiDeps) -> dict[str, Any]:
     """Everything the status page and /api/status show."""
     settings = parts.settings
     now = utcnow()
-    live = live_contexts(parts)
+    live = parts.pool.running()
     nodes = await parts.workers.nodes()
     workers = [worker for node in nodes for worker in node.workers]
     running = await parts.queue.list_jobs(states=[JobState.PROCESSING], limit=200)
-    queued = await parts.queue.list_jobs(states=[JobState.QUEUED], limit=500)
+    queued = await parts.queue.next_up(_NEXT_UP)
     failed = await parts.queue.list_jobs(states=[JobState.FAILED], limit=_RECENT_FAILURES)
     alive = [worker for worker in workers if worker.alive]
-    stats = await queue_stats(parts.db, now, workers=len(alive))
+    stats = await parts.queue.stats(workers=len(alive), now=now)
     by_id = {job.id: job for job in running}
-    # Claim order: priority first, then age (list_jobs gives newest first).
-    queued.sort(key=lambda job: (-job.priority, job.created_at, job.id))
     return {
         "version": __version__,
         "node": settings.node_name,
         "mode": sorted(mode.value for mode in settings.transcriptarr_mode),
         "model": settings.whisper_model,
         "device": settings.whisper_device,
-        "devices": list(parts.pool.config.devices),
+        "devices": list(parts.pool.devices),
         "generated_at": now.isoformat(),
         # Every node on this database (this one, other `run` and `worker` processes), each with its workers.
         "nodes": [node.as_dict(now) for node in nodes],
@@ -145,7 +137,7 @@ async def status(parts: Components) -> dict[str, Any]:
             for worker in workers
         ],
         "running": [job_dict(job, live.get(job.id), now) for job in running],
-        "next": [job_dict(job, None, now) for job in queued[:_NEXT_UP]],
+        "next": [job_dict(job, None, now) for job in queued],
         "recent_failures": [job_dict(job, None, now) for job in failed],
         "queue": stats.as_dict(),
     }

@@ -24,37 +24,37 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-from collections.abc import Awaitable, Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Mapping
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, Final
 
 import structlog
 from aiohttp import BodyPartReader, web
 
 from transcriptarr.api.errors import ApiError, json_error
-from transcriptarr.api.keys import PARTS
+from transcriptarr.api.keys import DEPS
 from transcriptarr.api.security import OutsideLibrary, inside_library
 from transcriptarr.db.models import Source
-from transcriptarr.integrations.mediaservers import emby, jellyfin, plex, tautulli
 from transcriptarr.integrations.mediaservers.events import Ignored, MediaEvent, MediaFile, PayloadError, ServerName
 from transcriptarr.integrations.mediaservers.http import ItemNotFound, MediaServerError
 from transcriptarr.integrations.mediaservers.queueing import FileOutcome, queue_media_file
-from transcriptarr.integrations.mediaservers.servers import SETTINGS, MediaServer, server_from_settings
-from transcriptarr.library import Library, LibraryConfig
+from transcriptarr.integrations.mediaservers.servers import (
+    JSON_PARTS,
+    SERVERS,
+    MediaServer,
+    Parser,
+    connection,
+    server_from_settings,
+)
+from transcriptarr.library import Library
 
 if TYPE_CHECKING:
-    from transcriptarr.service import Components
+    from transcriptarr.api.dependencies import ApiDeps
 
 log = structlog.get_logger(__name__)
 
-Parser = Callable[[Mapping[str, Any]], MediaEvent | Ignored]
-ROUTES: dict[str, Parser] = {
-    "jellyfin": jellyfin.parse_webhook,
-    "emby": emby.parse_webhook,
-    "plex": plex.parse_webhook,
-    "tautulli": tautulli.parse_webhook,
-}
-# The multipart parts that hold the event: Plex's `payload`, Emby's `data`.
-JSON_PARTS = ("payload", "data")
+# POST /webhooks/{route}: one per server of the media server table (integrations/mediaservers/servers.py).
+ROUTES: Final = MappingProxyType({entry.route: entry.parse for entry in SERVERS})
 MAX_PART_BYTES = 1024 * 1024  # events are a few kB; Plex's thumbnail part is skipped, not kept
 _READ_SECONDS = 30.0
 
@@ -62,19 +62,16 @@ _READ_SECONDS = 30.0
 class Webhooks:
     """The webhook routes' state: media-server clients, the library's rules, background checks."""
 
-    def __init__(self, parts: Components) -> None:
-        self.parts = parts
-        settings = parts.settings
-        self.library = parts.library
-        if self.library is None and settings.library_paths:
-            # Provider-only mode has no running library; its rules still decide what a webhook queues.
-            self.library = Library(parts.db, parts.queue, LibraryConfig.from_settings(settings), wake=parts.pool.wake)
+    def __init__(self, deps: ApiDeps) -> None:
+        self.deps = deps
+        # The library's rules (in provider-only mode too: the composition root builds them from LIBRARY_PATHS).
+        self.library = deps.library
         self._servers: dict[ServerName, MediaServer] = {}
         self._background: set[asyncio.Task[None]] = set()
 
     def server(self, name: ServerName) -> MediaServer | None:
         if name not in self._servers:
-            found = server_from_settings(self.parts.settings, name)
+            found = server_from_settings(self.deps.settings, name)
             if found is None:
                 return None
             self._servers[name] = found
@@ -105,7 +102,7 @@ class Webhooks:
             raise ApiError(400, f"{route} webhook: {exc}") from None
         if isinstance(event, Ignored):
             return ignored(route, event.reason)
-        wanted = self.parts.settings.webhook_events
+        wanted = self.deps.settings.webhook_events
         if event.kind not in wanted:
             return ignored(route, f"{event.kind} events are off (WEBHOOK_EVENTS={','.join(wanted) or 'empty'})")
         log.info(
@@ -143,11 +140,10 @@ class Webhooks:
             return [MediaFile(event.item_id, event.path, event.title)]
         server = self.server(event.server)
         if server is None or event.item_id is None:
+            needs = connection(event.server).needs
             if event.container:
-                return Ignored(f"{event.title} is a series or season: set {SETTINGS[event.server]} to expand it")
-            raise ApiError(
-                503, f"the {event.server} event names no file: set {SETTINGS[event.server]} to look up its items"
-            )
+                return Ignored(f"{event.title} is a series or season: set {needs} to expand it")
+            raise ApiError(503, f"the {event.server} event names no file: set {needs} to look up its items")
         try:
             files = await server.files(event.item_id)
         except ItemNotFound as exc:
@@ -165,11 +161,11 @@ class Webhooks:
 
     async def local_path(self, sent: str, who: str) -> str:
         """`sent` (a path as another program sees it) through PATH_MAPPINGS; ApiError 403 outside LIBRARY_PATHS."""
-        local = self.parts.paths.map(sent)
+        local = self.deps.paths.map(sent)
         named = local if local == sent else f"{local} (mapped from {sent})"
         hint = "" if local == sent else f" (the server sent {sent})"
         try:
-            settings = self.parts.settings
+            settings = self.deps.settings
             await asyncio.to_thread(
                 inside_library, local, settings.library_paths, follow_symlinks=settings.library_follow_symlinks
             )
@@ -202,7 +198,7 @@ class Webhooks:
         rules = library or self.library
         assert rules is not None  # inside_library refuses everything without LIBRARY_PATHS
         return await queue_media_file(
-            rules, self.parts.queue, local, origin, wake=self.parts.pool.wake, source=source, priority=priority
+            rules, self.deps.queue, local, origin, wake=self.deps.pool.wake, source=source, priority=priority
         )
 
     async def _queue_all(self, event: MediaEvent, files: list[MediaFile]) -> None:
@@ -272,15 +268,16 @@ async def _json_part(request: web.Request) -> bytes:
         raise
     except Exception as exc:  # aiohttp raises ValueError, AssertionError, ... on broken framing
         raise ApiError(400, f"malformed multipart body: {exc or type(exc).__name__}") from None
-    raise ApiError(400, "no 'payload' (Plex) or 'data' (Emby) part in the multipart body")
+    wanted = " or ".join(f"'{entry.json_part}' ({entry.title})" for entry in SERVERS if entry.json_part)
+    raise ApiError(400, f"no {wanted} part in the multipart body")
 
 
 WEBHOOKS = web.AppKey("webhooks", Webhooks)
 
 
 def add_routes(app: web.Application) -> None:
-    """`app[PARTS]` must be set already."""
-    app[WEBHOOKS] = Webhooks(app[PARTS])
+    """`app[DEPS]` must be set already."""
+    app[WEBHOOKS] = Webhooks(app[DEPS])
 
     for route in ROUTES:
 

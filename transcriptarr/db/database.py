@@ -31,6 +31,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from transcriptarr.db import migrate
+from transcriptarr.db.call_bound import within_bound
 from transcriptarr.db.engine import SQLITE_BEGIN, Backend, backend_of, create_engine, create_sqlite_sync_engine
 
 T = TypeVar("T")
@@ -79,7 +80,7 @@ class Database:
     async def write(self, work: Callable[[Connection], T]) -> T:
         """Run `work` in one write transaction (committed on return, rolled back on error)."""
         with self._write_under_way():
-            return await self._write(work)
+            return await within_bound(self._write(work))
 
     async def _write(self, work: Callable[[Connection], T]) -> T:
         if self._sqlite_writer is None:
@@ -105,9 +106,12 @@ class Database:
         if self.backend.name != "postgresql":
             return await self.write(work)
         with self._write_under_way():
-            async with self.engine.connect() as conn:
-                conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
-                return await conn.run_sync(work)
+            return await within_bound(self._autocommit(work))
+
+    async def _autocommit(self, work: Callable[[Connection], T]) -> T:
+        async with self.engine.connect() as conn:
+            conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+            return await conn.run_sync(work)
 
     @contextlib.contextmanager
     def _write_under_way(self) -> Iterator[None]:
@@ -153,6 +157,9 @@ class Database:
             cursor.close()
 
     async def read(self, work: Callable[[Connection], T]) -> T:
+        return await within_bound(self._read(work))
+
+    async def _read(self, work: Callable[[Connection], T]) -> T:
         async with self.engine.connect() as conn:
             return await conn.run_sync(work)
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import (
     JSON,
@@ -26,6 +26,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import mysql
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+# Task is policy (what Whisper is asked to do); re-exported here for the Job.task column's readers.
+from transcriptarr.policy.plans import Task as Task
 
 
 class JobState(StrEnum):
@@ -52,18 +55,13 @@ class Stage(StrEnum):
 
 
 class Source(StrEnum):
-    """Where a job came from; also its default priority rank (see queue.priority)."""
+    """Where a job came from; also its default priority rank (see queue/keys.py)."""
 
     BAZARR = "bazarr"
     WEBHOOK = "webhook"
     MANUAL = "manual"
     WATCH = "watch"
     SCAN = "scan"
-
-
-class Task(StrEnum):
-    TRANSCRIBE = "transcribe"
-    TRANSLATE = "translate"
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -98,6 +96,27 @@ def utcnow() -> datetime:
 
 class Base(DeclarativeBase):
     pass
+
+
+class OrderTerm(NamedTuple):
+    column: str
+    descending: bool = False
+
+
+# The claim order: which queued job a worker takes first (highest priority, then oldest, then lowest id).
+# Written only here: ix_jobs_claim below follows it, and queue/claim_order.py makes it the ORDER BY of the
+# claim (SQLAlchemy and PostgreSQL's fast path) and of the status page's "next up". A change to it needs a
+# migration that rebuilds ix_jobs_claim (tests/queue/test_claim_order.py checks the migrated index).
+CLAIM_ORDER: tuple[OrderTerm, ...] = (
+    OrderTerm("priority", descending=True),
+    OrderTerm("created_at"),
+    OrderTerm("id"),
+)
+
+
+def _claim_index_columns() -> list[Any]:
+    """ix_jobs_claim's columns: the queued jobs (state first), then the claim order."""
+    return ["state", *(text(f"{term.column} DESC") if term.descending else term.column for term in CLAIM_ORDER)]
 
 
 class Job(Base):
@@ -152,8 +171,8 @@ class Job(Base):
     processing_seconds: Mapped[float | None] = mapped_column(Float)
 
     __table_args__ = (
-        # The claim query: next queued job by priority, then age.
-        Index("ix_jobs_claim", "state", text("priority DESC"), "created_at", "id"),
+        # The claim query walks it in order: queued jobs in CLAIM_ORDER.
+        Index("ix_jobs_claim", *_claim_index_columns()),
         Index("ix_jobs_state_finished", "state", "finished_at"),
         Index("ix_jobs_lease", "state", "lease_expires_at"),
         Index("ix_jobs_content_key", "content_key"),

@@ -39,7 +39,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import structlog
-from sqlalchemy import Connection, select
 
 from transcriptarr.db.models import ACTIVE_STATES, Job, JobState, Source, Task
 from transcriptarr.integrations.bazarr_api import (
@@ -59,12 +58,11 @@ from transcriptarr.policy.confinement import OutsideLibrary, inside_library
 from transcriptarr.policy.languages import whisper_code
 from transcriptarr.policy.naming import SubtitleNaming, subtitle_path
 from transcriptarr.policy.paths import PathMapper
-from transcriptarr.queue.jobqueue import COLUMNS, JOBS, JobQueue, NewJob, job_from_values
+from transcriptarr.policy.plans import plan_task
+from transcriptarr.queue.jobqueue import JobQueue, NewJob
 from transcriptarr.queue.keys import SOURCE_PRIORITY, media_key
-from transcriptarr.workers.job_runner import plan_task
 
 if TYPE_CHECKING:
-    from transcriptarr.service import Components
     from transcriptarr.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -379,7 +377,7 @@ class BazarrSync:
         report: SyncReport,
     ) -> None:
         key = media_key(path, wish.task, wish.target)
-        last = await self._last_job(key)
+        last = await self.queue.latest(key)
         if last is not None and last.state in ACTIVE_STATES:
             report.skip(item, language, "already_queued", f"already {last.state} as job {last.id}")
             return
@@ -443,16 +441,6 @@ class BazarrSync:
         except ValueError:
             return None
 
-    async def _last_job(self, key: str) -> Job | None:
-        """The newest job for this work, whatever its state."""
-        query = select(*COLUMNS).where(JOBS.c.content_key == key).order_by(JOBS.c.id.desc()).limit(1)
-
-        def read(conn: Connection) -> Job | None:
-            row = conn.execute(query).first()
-            return None if row is None else job_from_values(dict(row._mapping))
-
-        return await self.queue.db.read(read)
-
 
 def _same_file(job: Job, info: os.stat_result) -> bool:
     return job.media_size == info.st_size and job.media_mtime == info.st_mtime
@@ -481,9 +469,17 @@ async def _stopped_within(stop: asyncio.Event, seconds: float) -> bool:
     return stop.is_set()
 
 
-def bazarr_sync_from_settings(parts: Components, **overrides: Any) -> BazarrSync | None:
-    """The wanted-list pull the configuration asks for, or None (saying why when it was half configured)."""
-    settings = parts.settings
+def bazarr_sync_from_settings(
+    settings: Settings,
+    queue: JobQueue,
+    paths: PathMapper,
+    *,
+    wake: Callable[[], None] = lambda: None,
+    **overrides: Any,
+) -> BazarrSync | None:
+    """The wanted-list pull the configuration asks for, or None (saying why when it was half configured).
+
+    `wake` tells this node's workers that jobs were queued."""
     if not settings.bazarr_url:
         return None
     reason = None
@@ -503,4 +499,4 @@ def bazarr_sync_from_settings(parts: Components, **overrides: Any) -> BazarrSync
             reason="Bazarr ignores files named like Movie.en.MARKER.srt, so a disk scan does not count them",
             fix="set BAZARR_AFTER_WRITE=upload or unset SUBTITLE_MARKER",
         )
-    return BazarrSync(parts.queue, parts.paths, SyncConfig.from_settings(settings, **overrides), wake=parts.pool.wake)
+    return BazarrSync(queue, paths, SyncConfig.from_settings(settings, **overrides), wake=wake)

@@ -9,7 +9,6 @@ from transcriptarr.integrations.bazarr_followup import bazarr_followup_from_sett
 from transcriptarr.integrations.followups import FollowUp, FollowUps
 from transcriptarr.integrations.mediaservers.refresh import refresh_from_settings
 from transcriptarr.integrations.notify import notify_from_settings
-from transcriptarr.policy.paths import PathMapper
 from transcriptarr.queue.followups import FollowUpStore
 from transcriptarr.settings import Settings
 
@@ -26,7 +25,7 @@ def followup_actions(settings: Settings) -> list[FollowUp]:
     return actions
 
 
-def build_followups(settings: Settings, paths: PathMapper, db: Database) -> FollowUps:
+def build_followups(settings: Settings, db: Database) -> FollowUps:
     """The runner of those follow-ups, storing them in `db` (ended ones kept as long as finished jobs)."""
     return FollowUps(
         followup_actions(settings),

@@ -1,28 +1,20 @@
-"""`transcriptarr explain PATH` and `transcriptarr scan [--dry-run]`, for cli.py to wire in.
+"""The arguments and the output of `transcriptarr explain PATH` and `transcriptarr scan [--dry-run]`.
 
-    add_library_commands(commands)     # the sub-parsers object of the main parser
-    _HANDLERS.update(LIBRARY_HANDLERS)
+    add_library_commands(commands)     # the sub-parsers object of the main parser (cli.py)
 
-Both work against the configured database, also while the service runs. `explain`
-never queues or saves anything; `scan --dry-run` neither, `scan` queues like a
-periodic rescan. The library modules are imported when a command runs, so that
-`transcriptarr --help` stays quick.
+The commands themselves open the database like the service does, so they live in the composition
+layer: transcriptarr/library_commands.py (LIBRARY_HANDLERS).
 """
 
 from __future__ import annotations
 
-import argparse
-import asyncio
 import sys
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 if TYPE_CHECKING:
-    from transcriptarr.library.library import Library
     from transcriptarr.library.rules import Decision
     from transcriptarr.library.scanner import ScanReport
-    from transcriptarr.settings import Settings
 
 
 def add_library_commands(commands: Any) -> None:
@@ -31,71 +23,6 @@ def add_library_commands(commands: Any) -> None:
     explain.add_argument("path", type=Path)
     scan = commands.add_parser("scan", help="scan the library folders now and queue what needs subtitles")
     scan.add_argument("--dry-run", action="store_true", help="decide and print, but queue nothing")
-
-
-def cmd_explain(settings: Settings, args: argparse.Namespace) -> int:
-    path: Path = args.path.expanduser().absolute()
-    if not path.exists():
-        broken = f"is a broken symlink (to {path.readlink()}, which does not exist)" if path.is_symlink() else ""
-        print(f"error: {path} {broken or 'does not exist'}", file=sys.stderr)
-        return 1
-
-    async def work(library: Library) -> int:
-        decision = await library.explain(path)
-        print_decision(str(path), decision)
-        return 0
-
-    return _with_library(settings, work)
-
-
-def cmd_scan(settings: Settings, args: argparse.Namespace) -> int:
-    if not settings.library_paths:
-        print("error: LIBRARY_PATHS is empty; set it to the media folders to scan", file=sys.stderr)
-        return 1
-
-    async def work(library: Library) -> int:
-        report = await library.scan(dry_run=args.dry_run)
-        print_report(report)
-        return 0
-
-    return _with_library(settings, work)
-
-
-LIBRARY_HANDLERS: dict[str, Callable[[Any, argparse.Namespace], int]] = {
-    "explain": cmd_explain,
-    "scan": cmd_scan,
-}
-
-
-def _with_library(settings: Settings, work: Callable[[Library], Awaitable[int]]) -> int:
-    from transcriptarr.db.database import Database
-    from transcriptarr.library.config import LibraryConfig
-    from transcriptarr.library.library import Library
-    from transcriptarr.logs import configure_logging
-    from transcriptarr.queue.jobqueue import JobQueue
-
-    configure_logging(settings.log_level, settings.log_format)  # logs go to stderr, the answer to stdout
-
-    async def go() -> int:
-        db = Database(settings.async_database_url)
-        try:
-            health = await db.health()
-            if not health.ok:
-                print(f"error: cannot reach the database {db.describe()}: {health.error}", file=sys.stderr)
-                return 1
-            if not health.schema_current:
-                await db.upgrade()
-            queue = JobQueue(
-                db,
-                lease_seconds=settings.lease_seconds,
-                max_attempts=settings.max_retries + 1,
-                backoff_seconds=settings.retry_backoff_seconds,
-            )
-            return await work(Library(db, queue, LibraryConfig.from_settings(settings)))
-        finally:
-            await db.close()
-
-    return asyncio.run(go())
 
 
 # --- output ---------------------------------------------------------------------------

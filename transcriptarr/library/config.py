@@ -1,8 +1,6 @@
 """What the library part of the service can be told: folders, rules, watching and priorities.
 
-`LibraryConfig.from_settings` reads the service settings. Settings that the library
-added (LIBRARY_*, SKIP_AUDIO_LANGUAGES, ...) are read with their documented default
-when the settings object does not have them yet.
+`LibraryConfig.from_settings` reads the service settings (LIBRARY_*, TARGET_LANGUAGES, ...).
 """
 
 from __future__ import annotations
@@ -11,10 +9,13 @@ import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 from transcriptarr.policy.languages import normalize_language
 from transcriptarr.policy.media_kinds import DEFAULT_AUDIO_EXTENSIONS, DEFAULT_VIDEO_EXTENSIONS
+
+if TYPE_CHECKING:
+    from transcriptarr.settings import Settings
 
 PriorityOrder = Literal["newest", "oldest", "smallest", "path"]
 PRIORITY_ORDERS: tuple[PriorityOrder, ...] = ("newest", "oldest", "smallest", "path")
@@ -123,41 +124,38 @@ class LibraryConfig:
         return watched
 
     @classmethod
-    def from_settings(cls, settings: Any) -> LibraryConfig:
-        def get(name: str, default: Any) -> Any:
-            return getattr(settings, name, default)
-
+    def from_settings(cls, settings: Settings) -> LibraryConfig:
         rules = RulesConfig(
             target_languages=tuple(settings.target_languages) or ("original",),
-            video_extensions=parse_extensions(get("library_video_extensions", None), DEFAULT_VIDEO_EXTENSIONS),
-            audio_extensions=parse_extensions(get("library_audio_extensions", None), DEFAULT_AUDIO_EXTENSIONS),
-            ignore_globs=tuple(split_list(get("library_ignore_globs", None), "|") or DEFAULT_IGNORE_GLOBS),
-            min_duration_seconds=float(get("library_min_duration_seconds", 60.0)),
+            video_extensions=parse_extensions(settings.library_video_extensions, DEFAULT_VIDEO_EXTENSIONS),
+            audio_extensions=parse_extensions(settings.library_audio_extensions, DEFAULT_AUDIO_EXTENSIONS),
+            ignore_globs=tuple(split_list(settings.library_ignore_globs, "|") or DEFAULT_IGNORE_GLOBS),
+            min_duration_seconds=float(settings.library_min_duration_seconds),
             preferred_audio_languages=tuple(settings.preferred_audio_languages),
-            limit_to_preferred_audio_languages=bool(get("limit_to_preferred_audio_languages", False)),
+            limit_to_preferred_audio_languages=settings.limit_to_preferred_audio_languages,
             force_language=settings.force_language,
-            skip_audio_languages=tuple(split_list(get("skip_audio_languages", None), ",")),
-            skip_unknown_audio_language=bool(get("skip_unknown_audio_language", False)),
-            count_forced_subtitles=bool(get("library_count_forced_subtitles", False)),
-            count_image_subtitles=bool(get("library_count_image_subtitles", True)),
+            skip_audio_languages=tuple(split_list(settings.skip_audio_languages, ",")),
+            skip_unknown_audio_language=settings.skip_unknown_audio_language,
+            count_forced_subtitles=settings.library_count_forced_subtitles,
+            count_image_subtitles=settings.library_count_image_subtitles,
             subtitle_marker=settings.subtitle_marker,
-            audio_lyrics=bool(get("audio_lyrics", True)),
-            whisper_model=str(get("whisper_model", "")),
+            audio_lyrics=settings.audio_lyrics,
+            whisper_model=settings.whisper_model,
         )
         return cls(
             paths=tuple(settings.library_paths),
             rules=rules,
-            scan_on_startup=bool(get("library_scan_on_startup", True)),
-            auto_scan=bool(settings.auto_scan_enabled),
+            scan_on_startup=settings.library_scan_on_startup,
+            auto_scan=settings.auto_scan_enabled,
             scan_interval_minutes=float(settings.scan_interval_minutes),
-            watch=bool(get("library_watch", True)),
-            polling=bool(get("library_polling", False)),
-            polling_paths=parse_polling_paths(get("library_polling_paths", None)),
-            poll_interval=float(get("library_poll_interval_seconds", 30.0)),
-            stable_seconds=float(get("library_stable_seconds", 30.0)),
-            probe_concurrency=int(get("library_probe_concurrency", 4)),
-            priority_order=parse_priority_order(get("library_priority_order", "newest")),
-            follow_symlinks=bool(get("library_follow_symlinks", True)),
+            watch=settings.library_watch,
+            polling=settings.library_polling,
+            polling_paths=parse_polling_paths(settings.library_polling_paths),
+            poll_interval=float(settings.library_poll_interval_seconds),
+            stable_seconds=float(settings.library_stable_seconds),
+            probe_concurrency=settings.library_probe_concurrency,
+            priority_order=parse_priority_order(settings.library_priority_order),
+            follow_symlinks=settings.library_follow_symlinks,
             quality=str(settings.quality),
         )
 

@@ -32,13 +32,13 @@ from transcriptarr.library.changes import Departures, Settling, observe
 from transcriptarr.library.config import LibraryConfig
 from transcriptarr.library.index import Known
 from transcriptarr.library.jobsync import JobSync
-from transcriptarr.library.names import IGNORE_MARKER, is_hidden, partial_download_suffix
 from transcriptarr.library.prober import ProbeFunction, Prober, probe_file
 from transcriptarr.library.rules import Decision
 from transcriptarr.library.scanner import Scanner, ScanReport
 from transcriptarr.library.sidecars import SUBTITLE_FOLDERS, candidate_stems, subtitle_extension
 from transcriptarr.library.walker import WalkReport, walk
 from transcriptarr.library.watcher import AwatchFunction, ChangeSet, LibraryWatcher
+from transcriptarr.policy.names import IGNORE_MARKER, is_hidden, partial_download_suffix
 from transcriptarr.queue.jobqueue import JobQueue
 
 log = structlog.get_logger(__name__)
@@ -62,6 +62,7 @@ class Library:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.config = config
+        self._db, self._queue, self._wake, self._probe = db, queue, wake, probe  # for `with_config`
         self.prober = Prober(config.probe_concurrency, probe)
         self.scanner = Scanner(db, JobSync(queue, config), config, self.prober, wake=wake)
         self.settling = Settling(config.stable_seconds, clock)
@@ -74,6 +75,11 @@ class Library:
             awatch_function=awatch_function,
         )
         self._scanning = asyncio.Lock()  # one scan at a time (periodic, CLI, start-up)
+
+    def with_config(self, config: LibraryConfig) -> Library:
+        """The same library (database, queue, workers to wake) deciding by `config`: SubGen's /batch with a
+        forced language. Nothing is shared but those: it is not run, only asked."""
+        return Library(self._db, self._queue, config, wake=self._wake, probe=self._probe)
 
     @property
     def probes(self) -> int:

@@ -33,24 +33,25 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
+from pathlib import PurePath
 
 from babelfish import Error as BabelfishError
 from babelfish import Language
 
-from transcriptarr.db.models import Task
 from transcriptarr.library.config import RulesConfig, language_list
-from transcriptarr.library.names import (
-    IGNORE_MARKER,
-    is_hidden,
-    partial_download_suffix,
-    unsafe_name_reason,
-)
 from transcriptarr.library.sidecars import Sidecar
 from transcriptarr.media.audio import choose_audio_track
 from transcriptarr.media.probe import MediaInfo, ProbeError
 from transcriptarr.policy.capabilities import translation_refusal
 from transcriptarr.policy.languages import normalize_language, whisper_code
-from transcriptarr.workers.job_runner import plan_task
+from transcriptarr.policy.names import (
+    IGNORE_MARKER,
+    is_hidden,
+    partial_download_suffix,
+    unsafe_name_reason,
+)
+from transcriptarr.policy.naming import lyrics_path
+from transcriptarr.policy.plans import Task, plan_task
 
 JobSpec = tuple[str | None, Task]  # (target language, None: the audio's own; task)
 
@@ -411,7 +412,7 @@ def _one_lyrics_file(path: str, jobs: list[JobSpec], sidecars: Sequence[Sidecar]
         reasons.append("audio files get one .lrc (AUDIO_LYRICS): only the first wanted language is queued")
         return jobs[:1]
     if jobs:
-        lyrics_name = os.path.splitext(os.path.basename(path))[0] + ".lrc"
+        lyrics_name = lyrics_path(PurePath(path)).name  # the name the worker writes (policy/naming.py)
         reasons.append(f"audio files get one .lrc (AUDIO_LYRICS): the job writes {lyrics_name}")
     return jobs
 

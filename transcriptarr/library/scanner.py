@@ -22,15 +22,12 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import structlog
-from sqlalchemy import Connection, Table, bindparam, select
 
 from transcriptarr.db.database import Database
 from transcriptarr.db.models import Source, utcnow
-from transcriptarr.db.models import WrittenSubtitle as WrittenSubtitleRow
 from transcriptarr.library.config import LibraryConfig
 from transcriptarr.library.index import IndexRow, Known, MediaIndex
 from transcriptarr.library.jobsync import FileState, JobSync, QueueAction
-from transcriptarr.library.names import IGNORE_MARKER
 from transcriptarr.library.priority import sort_key
 from transcriptarr.library.prober import Prober
 from transcriptarr.library.rules import Decision, WrittenSubtitle, decide, screen
@@ -44,13 +41,13 @@ from transcriptarr.library.sidecars import (
 )
 from transcriptarr.library.walker import Folder, WalkReport, walk
 from transcriptarr.media.probe import MediaInfo, ProbeError, incomplete_media
+from transcriptarr.policy.names import IGNORE_MARKER
+from transcriptarr.subtitles.registry import SubtitleRegistry
 
 log = structlog.get_logger(__name__)
 
 # Files decided, queued and saved to the index together; bounds memory on a first scan.
 _BATCH = 200
-_WRITTEN = WrittenSubtitleRow.__table__
-assert isinstance(_WRITTEN, Table)
 
 
 @dataclass
@@ -154,9 +151,9 @@ class Scanner:
         wake: Callable[[], None] = lambda: None,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self.db = db
         self.clock = clock
         self.index = MediaIndex(db)
+        self.written = SubtitleRegistry(db)
         self.sync = sync
         self.config = config
         self.prober = prober
@@ -507,24 +504,11 @@ class Scanner:
 
     async def _written(self, paths: Sequence[str]) -> dict[str, list[_Ours]]:
         """Subtitles the service wrote for these media files and that still exist."""
-        w = _WRITTEN.c
-        query = select(w.path, w.media_path, w.language, w.media_size, w.media_mtime_ns).where(
-            w.media_path.in_(bindparam("paths", expanding=True))
-        )
-
-        def tx(conn: Connection) -> list[tuple[str, str, _Ours]]:
-            rows = []
-            for start in range(0, len(paths), _BATCH):
-                chunk = list(paths[start : start + _BATCH])
-                for row in conn.execute(query, {"paths": chunk}):
-                    made_from = None if row.media_size is None else (row.media_size, row.media_mtime_ns)
-                    rows.append((row.path, row.media_path, _Ours(WrittenSubtitle(row.path, row.language), made_from)))
-            return rows
-
         found: dict[str, list[_Ours]] = {}
-        for path, media, ours in await self.db.read(tx):
-            if await asyncio.to_thread(os.path.exists, path):
-                found.setdefault(media, []).append(ours)
+        for written in await self.written.written_for(paths):
+            if await asyncio.to_thread(os.path.exists, written.path):
+                ours = _Ours(WrittenSubtitle(written.path, written.language), written.made_from)
+                found.setdefault(written.media_path, []).append(ours)
         return found
 
     async def _forget(self, gone: Sequence[str], walked: WalkReport, report: ScanReport, *, dry_run: bool) -> None:

@@ -14,7 +14,7 @@ Each part is one of:
   `default`, `full`, `normal`, `custom` and the service's own SUBTITLE_MARKER
   (no meaning here). A language with flags joined by `-` or `_` (`en-sdh`,
   `eng_forced`) is read as the language and its flags;
-* a language (media/languages.language_in_name): an ISO 639-1 or 639-2 code,
+* a language (policy/languages.language_in_name): an ISO 639-1 or 639-2 code,
   with a region or script (`pt-BR`, `zh-Hans`), an English or a native name;
 * anything else (a tool, a model name, a release group, a title such as
   `Commentary`, a number): ignored.

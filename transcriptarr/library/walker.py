@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 
 import structlog
 
-from transcriptarr.library.names import IGNORE_MARKER, unsafe_name_reason
+from transcriptarr.policy.names import IGNORE_MARKER, unsafe_name_reason
 
 log = structlog.get_logger(__name__)
 

@@ -16,13 +16,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from transcriptarr.cpu_priority import niced_child
-from transcriptarr.media.probe import (
-    AudioStream,
-    MediaInfo,
-    NoAudioError,
-    ffmpeg_path_arg,
-    stderr_tail,
-)
+from transcriptarr.media.commands import extract_pcm
+from transcriptarr.media.probe import AudioStream, MediaInfo, NoAudioError, stderr_tail
 from transcriptarr.policy.languages import normalize_language
 
 __all__ = [
@@ -146,38 +141,6 @@ def _describe(stream: AudioStream) -> str:
 # --- extraction -------------------------------------------------------------
 
 
-def _ffmpeg_args(media: Path, stream_index: int, output: Path, pad_start: bool) -> list[str]:
-    # aresample: first_pts=0 pads a late-starting stream with silence so that
-    # PCM time equals media time; async=1 fills/trims timestamp gaps.
-    resample = ["-af", "aresample=async=1:first_pts=0"] if pad_start else []
-    return [
-        "ffmpeg",
-        "-nostdin",
-        "-hide_banner",
-        "-nostats",
-        "-v",
-        "error",
-        "-y",
-        "-i",
-        ffmpeg_path_arg(media),
-        "-map",
-        f"0:{stream_index}",
-        "-vn",
-        "-sn",
-        "-dn",
-        *resample,
-        "-ac",
-        "1",
-        "-ar",
-        str(SAMPLE_RATE),
-        "-c:a",
-        "pcm_s16le",
-        "-f",
-        "s16le",
-        ffmpeg_path_arg(output),
-    ]
-
-
 async def extract_audio(
     media: Path,
     stream_index: int,
@@ -196,7 +159,7 @@ async def extract_audio(
     ``nice`` (WORKER_NICE; None: this process's).
     """
     partial = dest.with_name(dest.name + ".part")
-    args = _ffmpeg_args(media, stream_index, partial, pad_start)
+    args = extract_pcm(media, stream_index, partial, sample_rate=SAMPLE_RATE, pad_start=pad_start)
     try:
         proc = await asyncio.create_subprocess_exec(
             *args,

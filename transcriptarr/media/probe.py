@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from transcriptarr.media.commands import ffmpeg_path_arg, ffprobe_packets, ffprobe_streams
 from transcriptarr.policy.languages import normalize_language
 
 __all__ = [
@@ -149,15 +150,6 @@ class MediaInfo:
             raise ValueError(f"malformed MediaInfo data: {exc}") from exc
 
 
-def ffmpeg_path_arg(path: Path | str) -> str:
-    """A local path as an ffmpeg/ffprobe argument that cannot be misread.
-
-    The absolute form never starts with "-" (no option confusion) and the
-    "file:" protocol keeps names like "http:x.mkv" or "pipe:1" local files.
-    """
-    return "file:" + str(Path(path).absolute())
-
-
 def stderr_tail(stderr: bytes | str, lines: int = _STDERR_TAIL_LINES) -> str:
     """The last ``lines`` non-empty lines of a tool's stderr."""
     text = stderr.decode("utf-8", "replace") if isinstance(stderr, bytes) else stderr
@@ -183,7 +175,7 @@ async def probe_media(
     await asyncio.to_thread(_check_file, path)
     try:
         proc = await asyncio.create_subprocess_exec(
-            *_ffprobe_args(path),
+            *ffprobe_streams(path),
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
@@ -210,14 +202,12 @@ async def readable_end(path: Path | str, *, timeout: float = _MEASURE_TIMEOUT_SE
 
     ffprobe is asked to start far past the end: it seeks to the last packets it can find (an index
     at the end of a complete file makes that quick) and reads on to the end of what is there."""
-    args = [
-        "ffprobe", "-v", "error", "-print_format", "json",
-        "-show_entries", "packet=pts_time,duration_time", "-read_intervals", _PAST_THE_END,
-        ffmpeg_path_arg(path),
-    ]  # fmt: skip
     try:
         proc = await asyncio.create_subprocess_exec(
-            *args, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL
+            *ffprobe_packets(path, _PAST_THE_END),
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.DEVNULL,
         )
     except OSError:
         return None
@@ -283,7 +273,7 @@ def probe_media_sync(path: Path | str, *, timeout: float = 60.0, require_audio: 
     _check_file(path)
     try:
         done = subprocess.run(
-            _ffprobe_args(path),
+            ffprobe_streams(path),
             stdin=subprocess.DEVNULL,
             capture_output=True,
             timeout=timeout,
@@ -294,19 +284,6 @@ def probe_media_sync(path: Path | str, *, timeout: float = 60.0, require_audio: 
     except OSError as exc:
         raise _ffprobe_unavailable(path, exc) from exc
     return _interpret(path, done.returncode, done.stdout, done.stderr, require_audio)
-
-
-def _ffprobe_args(path: Path) -> list[str]:
-    return [
-        "ffprobe",
-        "-v",
-        "error",
-        "-print_format",
-        "json",
-        "-show_format",
-        "-show_streams",
-        ffmpeg_path_arg(path),
-    ]
 
 
 async def _kill(proc: asyncio.subprocess.Process) -> None:

@@ -17,8 +17,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from transcriptarr.library.names import unsafe_name_reason
 from transcriptarr.policy.languages import whisper_code
+from transcriptarr.policy.names import unsafe_name_reason
 
 ORIGINAL = "original"
 

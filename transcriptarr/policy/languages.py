@@ -9,14 +9,27 @@ from __future__ import annotations
 
 import re
 from types import MappingProxyType
+from typing import Final
 
 from babelfish import Error as BabelfishError
 from babelfish import Language
-from faster_whisper.tokenizer import _LANGUAGE_CODES
 
 from transcriptarr.policy.language_names import NAMED_LANGUAGES, fold
 
-__all__ = ["language_in_name", "normalize_language", "to_alpha3", "whisper_code", "whisper_name"]
+__all__ = ["WHISPER_LANGUAGES", "language_in_name", "normalize_language", "to_alpha3", "whisper_code", "whisper_name"]
+
+# The languages Whisper knows, by its codes: faster_whisper.tokenizer's list, copied so that deciding about a
+# language loads no faster-whisper (tests/unit/test_light_imports.py checks the copy against the installed one).
+# fmt: off
+WHISPER_LANGUAGES: Final = frozenset({
+    "af", "am", "ar", "as", "az", "ba", "be", "bg", "bn", "bo", "br", "bs", "ca", "cs", "cy", "da", "de", "el",
+    "en", "es", "et", "eu", "fa", "fi", "fo", "fr", "gl", "gu", "ha", "haw", "he", "hi", "hr", "ht", "hu", "hy",
+    "id", "is", "it", "ja", "jw", "ka", "kk", "km", "kn", "ko", "la", "lb", "ln", "lo", "lt", "lv", "mg", "mi",
+    "mk", "ml", "mn", "mr", "ms", "mt", "my", "ne", "nl", "nn", "no", "oc", "pa", "pl", "ps", "pt", "ro", "ru",
+    "sa", "sd", "si", "sk", "sl", "sn", "so", "sq", "sr", "su", "sv", "sw", "ta", "te", "tg", "th", "tk", "tl",
+    "tr", "tt", "uk", "ur", "uz", "vi", "yi", "yo", "zh", "yue",
+})
+# fmt: on
 
 # Codes that mean "no particular language": und, zxx (no linguistic content),
 # mul (multiple), mis (uncoded).
@@ -141,7 +154,7 @@ def language_in_name(part: str) -> str | None:
 
 def _major(language: Language | None) -> Language | None:
     """Only languages with an ISO 639-2 code or Whisper's: ISO 639-3 also names "Even" and "Label"."""
-    if language is None or language.alpha3 in _LANGUAGE_CODES:  # Whisper's own 639-3 ones: yue
+    if language is None or language.alpha3 in WHISPER_LANGUAGES:  # Whisper's own 639-3 ones: yue
         return language
     try:
         language.alpha3b  # noqa: B018 - raises for languages outside ISO 639-2
@@ -151,7 +164,7 @@ def _major(language: Language | None) -> Language | None:
 
 
 def _from_name_code(code: str) -> Language | None:
-    if len(code) == 2 or code in _LANGUAGE_CODES:
+    if len(code) == 2 or code in WHISPER_LANGUAGES:
         return _from_code(code)
     for converter in ("alpha3b", "alpha3t"):
         try:
@@ -189,7 +202,7 @@ def whisper_code(code: str | None) -> str | None:
     if short is None:
         return None
     short = _TO_WHISPER_CODE.get(short, short)
-    return short if short in _LANGUAGE_CODES else None
+    return short if short in WHISPER_LANGUAGES else None
 
 
 def whisper_name(code: str | None) -> str | None:

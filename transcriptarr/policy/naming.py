@@ -28,13 +28,12 @@ import contextlib
 from dataclasses import dataclass
 from pathlib import Path, PurePath
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Final, Literal, get_args
+from typing import TYPE_CHECKING, Final, Literal, TypeVar, get_args
 
 from babelfish import Error as BabelfishError
 from babelfish import Language
 
 from transcriptarr.policy.media_kinds import COMMON_AUDIO_EXTENSIONS, DEFAULT_VIDEO_EXTENSIONS, audio_file_extensions
-from transcriptarr.subtitles.writer import language_code
 
 if TYPE_CHECKING:
     from transcriptarr.settings import Settings
@@ -43,16 +42,21 @@ __all__ = [
     "LANGUAGE_FORMS",
     "LanguageForm",
     "SubtitleNaming",
+    "language_code",
     "language_from_label",
     "language_label",
+    "lyrics_path",
     "model_label",
     "subtitle_path",
 ]
 
 LanguageForm = Literal["alpha2", "alpha3", "alpha3t", "name", "native"]
+CodeStyle = Literal["alpha2", "alpha3"]
 LANGUAGE_FORMS: Final[tuple[str, ...]] = get_args(LanguageForm)
 
 MODEL_PLACEHOLDER: Final = "{model}"
+
+P = TypeVar("P", bound=PurePath)
 
 # English names where SubGen's (and common usage) differ from ISO 639-3's reference names,
 # e.g. "Greek", not "Modern Greek (1453-)". Keyed by ISO 639-3 code.
@@ -142,13 +146,37 @@ def subtitle_path(media: Path, language: str, naming: SubtitleNaming) -> Path:
     """The subtitle file for ``media`` in ``language``: ``<stem>[.<tags>].<lang>[.<marker>].<fmt>``, or
     ``<stem>.lrc`` for an audio file (AUDIO_LYRICS). Raises ValueError for a name part that is not a plain name."""
     if naming.gets_lyrics(media):
-        return media.with_suffix(".lrc")
+        return lyrics_path(media)
     parts = [*naming.tags, language_label(language, naming.language_form)]
     parts += [naming.marker] if naming.marker else []
     parts.append(naming.format_for(media))
     for part in parts:
         check_name_part(part)
     return media.with_name(".".join([media.stem, *parts]))
+
+
+def lyrics_path(media: P) -> P:
+    """The one lyrics file of an audio file (AUDIO_LYRICS): ``Song.mp3`` -> ``Song.lrc``."""
+    return media.with_suffix(".lrc")
+
+
+def language_code(language: str, code_style: CodeStyle = "alpha2") -> str:
+    """Normalise a language code for file names (``en`` <-> ``eng``).
+
+    alpha2 is ISO 639-1, falling back to the 3-letter code where a language has none
+    (``haw``); alpha3 is ISO 639-2/B as Plex, Emby and Bazarr read it (``fre``, ``ger``),
+    falling back to ISO 639-3 (``yue``). Codes babelfish does not know (or with a
+    region, ``pt-BR``) are returned as given.
+    """
+    parsed = _parse(language)
+    if parsed is None:
+        return language.strip()
+    if code_style == "alpha2":
+        with contextlib.suppress(BabelfishError):
+            return str(parsed.alpha2)
+    with contextlib.suppress(BabelfishError):
+        return str(parsed.alpha3b)
+    return str(parsed.alpha3)
 
 
 def language_label(language: str, form: LanguageForm = "alpha2") -> str:

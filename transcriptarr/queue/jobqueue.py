@@ -52,8 +52,10 @@ from transcriptarr.db.models import (
     Task,
     utcnow,
 )
+from transcriptarr.queue.claim_order import ORDER_BY, in_claim_order
 from transcriptarr.queue.followups import FollowUpPlanner, store_planned
 from transcriptarr.queue.keys import default_priority, media_key
+from transcriptarr.queue.stats import QueueStats, queue_stats
 
 if TYPE_CHECKING:
     from transcriptarr.queue.pg_fastpath import PgFastPath
@@ -247,7 +249,7 @@ class JobQueue:
         claimable = (
             select(JOBS.c.id)
             .where(JOBS.c.state == JobState.QUEUED, JOBS.c.next_attempt_at <= bindparam("now"))
-            .order_by(JOBS.c.priority.desc(), JOBS.c.created_at, JOBS.c.id)
+            .order_by(*ORDER_BY)
             .limit(bindparam("limit"))
         )
         if self.db.backend.skip_locked:
@@ -280,7 +282,7 @@ class JobQueue:
         self._complete_statements: dict[tuple[str, ...], Update] = {}
 
     async def claim(self, worker: str, node: str, limit: int = 1) -> list[Job]:
-        """Atomically take up to `limit` jobs by priority, then age."""
+        """Atomically take up to `limit` jobs, in the claim order (queue/claim_order.py)."""
         if self._fast is not None:
             now = self.now()
             jobs = await self._fast.claim(now, now + self.lease, worker, node, limit)
@@ -288,8 +290,7 @@ class JobQueue:
             # One UPDATE ... RETURNING, except on MariaDB (three statements).
             write = self.db.write if self.db.backend.name == "mariadb" else self.db.write_one
             jobs = await write(lambda conn: self._claim(conn, worker, node, limit))
-        jobs.sort(key=lambda job: (-job.priority, job.created_at, job.id))
-        return jobs
+        return in_claim_order(jobs)
 
     def _claim(self, conn: Connection, worker: str, node: str, limit: int) -> list[Job]:
         now = self.now()
@@ -492,9 +493,15 @@ class JobQueue:
         return {"active_key": None, "finished_at": now, "lease_expires_at": None}
 
     # --- recovery ---
-    async def recover_expired(self) -> int:
-        """Queue again (or fail, after too many attempts) jobs whose worker stopped renewing."""
-        return await self._recover(JOBS.c.lease_expires_at < self.now(), "its worker stopped responding")
+    async def recover_expired(self, *, alive: Collection[str] = ()) -> int:
+        """Queue again (or fail, after too many attempts) jobs whose worker stopped renewing.
+
+        `alive`: this node's workers still running their job. Their lease is not judged from the
+        database: a stall may have kept their heartbeats from being written (queue/maintenance.py)."""
+        expired = JOBS.c.lease_expires_at < self.now()
+        if alive:
+            expired = and_(expired, JOBS.c.worker.not_in(sorted(alive)))
+        return await self._recover(expired, "its worker stopped responding")
 
     async def recover_node(self, node: str) -> int:
         """At start-up: whatever this node was processing when it stopped is queued again."""
@@ -650,6 +657,41 @@ class JobQueue:
 
     async def find_live(self, content_key: str) -> Job | None:
         return await self.db.read(lambda conn: _live(conn, content_key))
+
+    async def next_up(self, limit: int) -> list[Job]:
+        """The first `limit` queued jobs in the claim order (those waiting out a retry delay included),
+        asked of the database: ix_jobs_claim serves it, however many are queued."""
+        query = select(*COLUMNS).where(JOBS.c.state == JobState.QUEUED).order_by(*ORDER_BY).limit(limit)
+        return await self.db.read(lambda conn: [_job(row) for row in conn.execute(query).all()])
+
+    async def latest(self, content_key: str) -> Job | None:
+        """The newest job for this work, whatever its state."""
+        query = select(*COLUMNS).where(JOBS.c.content_key == content_key).order_by(JOBS.c.id.desc()).limit(1)
+
+        def tx(conn: Connection) -> Job | None:
+            row = conn.execute(query).first()
+            return None if row is None else _job(row)
+
+        return await self.db.read(tx)
+
+    async def live_for_media(self, path: str, *, folder: bool = False) -> list[Job]:
+        """The queued and processing jobs for the library file `path`, or for every file under it with
+        `folder`, oldest first. Jobs of uploads (they work on the uploaded audio, not the file) are left out."""
+        where = (
+            JOBS.c.media_path.startswith(path.rstrip("/") + "/", autoescape=True)
+            if folder
+            else JOBS.c.media_path == path
+        )
+        query = (
+            select(*COLUMNS)
+            .where(JOBS.c.state.in_(list(ACTIVE_STATES)), JOBS.c.upload_path.is_(None), where)
+            .order_by(JOBS.c.id)
+        )
+        return await self.db.read(lambda conn: [_job(row) for row in conn.execute(query).all()])
+
+    async def stats(self, *, workers: int, now: datetime | None = None) -> QueueStats:
+        """Counts, throughput and an ETA for `workers` live workers (queue/stats.py)."""
+        return await queue_stats(self.db, now or self.now(), workers=workers)
 
     async def file_owners(self, *, job_ids: Collection[int] = (), upload_names: Collection[str] = ()) -> FileOwners:
         """Which of these jobs are queued or processing, and which uploads (file names) live or ended jobs read.

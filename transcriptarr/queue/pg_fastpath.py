@@ -42,16 +42,21 @@ from typing import Any
 import asyncpg  # type: ignore[import-untyped]
 from sqlalchemy import JSON
 from sqlalchemy.dialects.postgresql.asyncpg import AsyncAdapt_asyncpg_connection
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
 from transcriptarr.db.database import Database
 from transcriptarr.db.models import Job, JobState, Stage, UTCDateTime
+from transcriptarr.queue.claim_order import order_by_sql
 from transcriptarr.queue.jobqueue import JOBS, job_from_values
 
 _NAMES = tuple(column.name for column in JOBS.c)
 _RETURNING = ", ".join(_NAMES)
 _TIMESTAMPS = frozenset(column.name for column in JOBS.c if isinstance(column.type, UTCDateTime))
 _JSON = frozenset(column.name for column in JOBS.c if isinstance(column.type, JSON))
+
+# The claim order (queue/claim_order.py), as SQLAlchemy's asyncpg dialect writes it.
+_CLAIM_ORDER = order_by_sql(make_url("postgresql+asyncpg://").get_dialect()())
 
 # $1 now, $2 lease until, $3 worker, $4 node, $5 limit.
 CLAIM_SQL = f"""\
@@ -61,7 +66,7 @@ UPDATE jobs SET state = '{JobState.PROCESSING}', stage = '{Stage.PENDING}', work
 WHERE jobs.id = ANY(ARRAY(
     SELECT jobs.id FROM jobs
     WHERE jobs.state = '{JobState.QUEUED}' AND jobs.next_attempt_at <= $1
-    ORDER BY jobs.priority DESC, jobs.created_at, jobs.id
+    ORDER BY {_CLAIM_ORDER}
     LIMIT $5 FOR UPDATE SKIP LOCKED))
 RETURNING {_RETURNING}"""
 

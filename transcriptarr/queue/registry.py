@@ -132,8 +132,9 @@ class WorkerRegistry:
 
     async def list(self) -> list[WorkerInfo]:
         now = utcnow()
-        async with self.db.engine.connect() as conn:
-            rows = (await conn.execute(select(WORKERS).order_by(WORKERS.c.node, WORKERS.c.id))).all()
+        # Through `Database.read`: bounded when asked for an HTTP request (db/call_bound.py).
+        query = select(WORKERS).order_by(WORKERS.c.node, WORKERS.c.id)
+        rows = await self.db.read(lambda conn: conn.execute(query).all())
         return [
             WorkerInfo(
                 id=row.id,
@@ -202,8 +203,7 @@ class WorkerRegistry:
     async def nodes(self) -> builtins.list[NodeInfo]:  # (`list` here is the method above)
         """Every node with its workers, by name; workers of a node without a row are grouped under its name."""
         now = utcnow()
-        async with self.db.engine.connect() as conn:
-            rows = (await conn.execute(select(NODES).order_by(NODES.c.name))).all()
+        rows = await self.db.read(lambda conn: conn.execute(select(NODES).order_by(NODES.c.name)).all())
         workers = await self.list()
         by_node: dict[str, list[WorkerInfo]] = {}
         for worker in workers:

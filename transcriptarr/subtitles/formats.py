@@ -1,44 +1,38 @@
-"""Render cues as subtitle or transcript files.
+"""Render cues as subtitle or transcript files: one renderer per format of policy/output_formats.py.
 
 srt, vtt and ass go through pysubs2; txt, tsv, json and lrc are simple enough
 to write directly. Every renderer accepts an empty cue list and returns a valid
-(possibly empty) document; the caller decides whether to write it.
+(possibly empty) document; the caller decides whether to write it. A format in
+the table without a renderer here (or the reverse) stops the import.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
+from types import MappingProxyType
 from typing import Any, Final
 
 import pysubs2
 
+from transcriptarr.policy.output_formats import ALL_FORMATS
 from transcriptarr.subtitles.cues import Cue, join_lines
 
 __all__ = ["SUPPORTED_FORMATS", "render"]
 
-SUPPORTED_FORMATS: Final = ("srt", "vtt", "ass", "txt", "tsv", "json", "lrc")
+SUPPORTED_FORMATS: Final = ALL_FORMATS
+
+# A renderer takes the cues that have text and the language (for json).
+Renderer = Callable[[Sequence[Cue], str | None], str]
 
 
 def render(cues: Sequence[Cue], fmt: str, *, language: str | None = None) -> str:
     """Render cues in one of SUPPORTED_FORMATS (case-insensitive, a leading dot is ignored)."""
     shown = [cue for cue in cues if _lines(cue)]  # a cue with no text cannot be displayed
-    match fmt.lower().lstrip("."):
-        case "srt":
-            return _pysubs(shown, "srt", _srt_line)
-        case "vtt":
-            return _pysubs(shown, "vtt", _vtt_line)
-        case "ass":
-            return _pysubs(shown, "ass", _ass_line)
-        case "txt":
-            return "".join(f"{_flat(cue)}\n" for cue in shown)
-        case "tsv":
-            return _tsv(shown)
-        case "json":
-            return _json(shown, language)
-        case "lrc":
-            return "".join(f"{_lrc_time(cue.start)}{_flat(cue)}\n" for cue in shown)
-    raise ValueError(f"unsupported subtitle format {fmt!r}; supported: {', '.join(SUPPORTED_FORMATS)}")
+    renderer = _RENDERERS.get(fmt.lower().lstrip("."))
+    if renderer is None:
+        raise ValueError(f"unsupported subtitle format {fmt!r}; supported: {', '.join(SUPPORTED_FORMATS)}")
+    return renderer(shown, language)
 
 
 def _lines(cue: Cue) -> list[str]:
@@ -136,3 +130,23 @@ def _lrc_time(seconds: float) -> str:
     centis = max(0, round(seconds * 100))
     minutes, centis = divmod(centis, 6000)
     return f"[{minutes:02d}:{centis // 100:02d}.{centis % 100:02d}]"
+
+
+# --------------------------------------------------------------------------- one renderer per format
+
+_RENDERERS: Final[MappingProxyType[str, Renderer]] = MappingProxyType(
+    {
+        "srt": lambda cues, _: _pysubs(cues, "srt", _srt_line),
+        "vtt": lambda cues, _: _pysubs(cues, "vtt", _vtt_line),
+        "ass": lambda cues, _: _pysubs(cues, "ass", _ass_line),
+        "txt": lambda cues, _: "".join(f"{_flat(cue)}\n" for cue in cues),
+        "tsv": lambda cues, _: _tsv(cues),
+        "json": _json,
+        "lrc": lambda cues, _: "".join(f"{_lrc_time(cue.start)}{_flat(cue)}\n" for cue in cues),
+    }
+)
+if set(_RENDERERS) != set(ALL_FORMATS):
+    raise ImportError(
+        f"subtitles/formats.py renders {sorted(_RENDERERS)} but policy/output_formats.py lists {sorted(ALL_FORMATS)}: "
+        "give every format of the table one renderer here"
+    )

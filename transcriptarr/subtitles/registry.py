@@ -14,17 +14,19 @@ media changes, the subtitle is stale and the library decides again (`MediaIdenti
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import cast
 
-from sqlalchemy import Connection, Table, delete, select, update
+from sqlalchemy import Connection, Table, bindparam, delete, select, update
 
 from transcriptarr.db.database import Database
 from transcriptarr.db.models import WrittenSubtitle, utcnow
 from transcriptarr.subtitles.writer import Ownership
 
 TABLE = cast(Table, WrittenSubtitle.__table__)
+_BATCH = 200  # media paths per query (bounds the statement on a first scan of a large library)
 
 
 def path_key(path: Path | str) -> str:
@@ -50,6 +52,16 @@ class MediaIdentity:
         if (self.inode, self.device) != (other.inode, other.device):
             changes.append("replaced by another file (new inode)")
         return ", ".join(changes) or None
+
+
+@dataclass(frozen=True)
+class WrittenFor:
+    """A subtitle we wrote for a media file, and the media's (size, mtime_ns) it was made from."""
+
+    path: str
+    media_path: str
+    language: str | None
+    made_from: tuple[int, int] | None  # None: written before this was recorded
 
 
 class SubtitleRegistry:
@@ -166,3 +178,20 @@ class SubtitleRegistry:
         """(subtitle path, language) of what we wrote for one media file."""
         query = select(TABLE.c.path, TABLE.c.language).where(TABLE.c.media_path == media_path)
         return await self.db.read(lambda conn: [(row.path, row.language) for row in conn.execute(query).all()])
+
+    async def written_for(self, media_paths: Sequence[str]) -> list[WrittenFor]:
+        """What we wrote for any of these media files (whether it still exists or not), in one read."""
+        c = TABLE.c
+        query = select(c.path, c.media_path, c.language, c.media_size, c.media_mtime_ns).where(
+            c.media_path.in_(bindparam("paths", expanding=True))
+        )
+
+        def tx(conn: Connection) -> list[WrittenFor]:
+            found = []
+            for start in range(0, len(media_paths), _BATCH):
+                for row in conn.execute(query, {"paths": list(media_paths[start : start + _BATCH])}):
+                    made_from = None if row.media_size is None else (row.media_size, row.media_mtime_ns)
+                    found.append(WrittenFor(row.path, row.media_path, row.language, made_from))
+            return found
+
+        return await self.db.read(tx)

@@ -23,11 +23,9 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from types import MappingProxyType
-from typing import Final, Literal
+from typing import Final
 
-from babelfish import Error as BabelfishError
-from babelfish import Language
+from transcriptarr.policy.names import TEMP_MARKER
 
 __all__ = [
     "TEMP_MARKER",
@@ -38,21 +36,13 @@ __all__ = [
     "check_name_length",
     "content_hash",
     "foreign_reason",
-    "language_code",
     "may_write",
     "remove_stale_temp_files",
-    "sidecar_path",
     "write_atomic",
 ]
 
-TEMP_MARKER: Final = ".transcriptarr-tmp-"
 # ".<target name>.transcriptarr-tmp-<random>", as produced by tempfile.mkstemp below.
 _TEMP_NAME: Final = re.compile(r"^\..+" + re.escape(TEMP_MARKER) + r"[A-Za-z0-9_]+$")
-
-# Whisper language codes that are not ISO 639 ("jw" is Whisper's spelling of Javanese).
-_WHISPER_ALIASES: Final = MappingProxyType({"jw": "jv"})
-
-CodeStyle = Literal["alpha2", "alpha3"]
 
 
 # Write failures that go away by themselves or once space is freed: worth a later retry.
@@ -132,65 +122,6 @@ def _file_hash(path: Path) -> str:
         while block := handle.read(1 << 20):
             digest.update(block)
     return digest.hexdigest()
-
-
-# --------------------------------------------------------------------------- naming
-
-
-def sidecar_path(
-    media: Path,
-    language: str,
-    fmt: str = "srt",
-    *,
-    code_style: CodeStyle = "alpha2",
-    marker: str | None = None,
-) -> Path:
-    """``<stem>.<lang>[.<marker>].<fmt>`` next to the media, e.g. ``Movie (2020).en.srt``."""
-    parts = [language_code(language, code_style), *([marker] if marker else []), fmt.lower().lstrip(".")]
-    for part in parts:
-        _check_name_part(part)
-    return media.with_name(".".join([media.stem, *parts]))
-
-
-def language_code(language: str, code_style: CodeStyle = "alpha2") -> str:
-    """Normalise a language code for file names (``en`` <-> ``eng``).
-
-    alpha2 is ISO 639-1, falling back to the 3-letter code where a language has none
-    (``haw``); alpha3 is ISO 639-2/B as Plex, Emby and Bazarr read it (``fre``, ``ger``),
-    falling back to ISO 639-3 (``yue``). Codes babelfish does not know (or with a
-    region, ``pt-BR``) are returned as given.
-    """
-    parsed = _parse_language(language)
-    if parsed is None:
-        return language.strip()
-    if code_style == "alpha2":
-        with contextlib.suppress(BabelfishError):
-            return str(parsed.alpha2)
-    with contextlib.suppress(BabelfishError):
-        return str(parsed.alpha3b)
-    return str(parsed.alpha3)
-
-
-def _parse_language(code: str) -> Language | None:
-    low = code.strip().lower()
-    low = _WHISPER_ALIASES.get(low, low)
-    try:
-        if len(low) == 2:
-            return Language.fromalpha2(low)
-        if len(low) == 3:
-            try:
-                return Language(low)  # ISO 639-3, which includes 639-2/T
-            except ValueError:
-                return Language.fromalpha3b(low)
-    except (ValueError, BabelfishError):
-        return None
-    return None
-
-
-def _check_name_part(part: str) -> None:
-    # These end up in a file name next to the user's media: refuse anything path-like.
-    if not part or part in {".", ".."} or any(c in part for c in "/\\\0") or part != part.strip():
-        raise ValueError(f"invalid subtitle file name part {part!r}")
 
 
 # --------------------------------------------------------------------------- writing

@@ -24,7 +24,7 @@ from typing import Any, Literal, TypeVar
 import structlog
 
 from transcriptarr.cpu_priority import niced_threads
-from transcriptarr.db.models import Job, Stage, Task
+from transcriptarr.db.models import Job, Stage
 from transcriptarr.media.audio import (
     AudioExtractError,
     ExtractedAudio,
@@ -33,9 +33,9 @@ from transcriptarr.media.audio import (
     iter_chunks,
 )
 from transcriptarr.media.probe import MediaInfo, ProbeError, incomplete_media, probe_media
-from transcriptarr.policy.capabilities import translation_refusal
 from transcriptarr.policy.languages import normalize_language, whisper_code
 from transcriptarr.policy.naming import SubtitleNaming, subtitle_path
+from transcriptarr.policy.plans import Plan, Task, plan_task
 from transcriptarr.queue.leftovers import work_file_path
 from transcriptarr.subtitles.cues import CueRules, build_cues
 from transcriptarr.subtitles.formats import render
@@ -127,7 +127,7 @@ class EngineConfig:
     uid: int | None = None
     gid: int | None = None
     work_dir: Path = Path("./data/work")
-    worker_nice: int | None = None  # WORKER_NICE: of the inference threads and ffmpeg (workers/priority.py)
+    worker_nice: int | None = None  # WORKER_NICE: of the inference threads and ffmpeg (transcriptarr/cpu_priority.py)
     chunk_seconds: float = 1200.0
     checkpoint_seconds: float = 30.0  # CHECKPOINT_SECONDS: audio between checkpoints (workers/checkpoints.py)
     detect_window_seconds: float = 30.0
@@ -138,26 +138,6 @@ class EngineConfig:
     initial_prompt: str | None = None
     hotwords: str | None = None
     extra_args: Mapping[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class Plan:
-    """What to produce from which audio language."""
-
-    task: Task
-    source_language: str
-    target_language: str
-
-
-def plan_task(source: str, target: str | None, model: str | None = None) -> Plan | str:
-    """Whisper can transcribe, or translate into English (not every `model`); anything else is a reason to skip."""
-    if target is None or target == source:
-        return Plan(Task.TRANSCRIBE, source, source)
-    if target == "en":
-        if model and (refusal := translation_refusal(model)):
-            return f"cannot translate {source} audio into English: {refusal}"
-        return Plan(Task.TRANSLATE, source, "en")
-    return f"cannot make {target} subtitles from {source} audio: Whisper only transcribes, or translates into English"
 
 
 class JobRunner:
@@ -203,7 +183,7 @@ class JobRunner:
         # Named after the job: the sweep of leftovers (queue/leftovers.py) removes it once the job ended.
         work_file = work_file_path(self.config.work_dir, job.id, ".pcm")
         try:
-            audio = await self._extract(media, stream.index, work_file, info)
+            audio = await self._extract(media, stream.index, work_file)
             return await self._transcribe_and_write(ctx, media, audio, info, known, device, identity)
         finally:
             work_file.unlink(missing_ok=True)
@@ -225,7 +205,7 @@ class JobRunner:
                 info = await self._probe(ctx, upload)
                 stream, _ = choose_audio_track(info, self.config.preferred_audio_languages)
                 ctx.enter(Stage.EXTRACTING_AUDIO)
-                audio = await self._extract(upload, stream.index, work_file, info)
+                audio = await self._extract(upload, stream.index, work_file)
             else:
                 audio = ExtractedAudio.from_pcm_file(upload)
             ctx.fields.update(media_duration=audio.duration)
@@ -264,7 +244,7 @@ class JobRunner:
         except ProbeError as exc:
             raise JobFailure(str(exc), permanent=exc.permanent) from None
 
-    async def _extract(self, media: Path, index: int, dest: Path, info: MediaInfo) -> ExtractedAudio:
+    async def _extract(self, media: Path, index: int, dest: Path) -> ExtractedAudio:
         try:
             return await extract_audio(media, index, dest, nice=self.config.worker_nice)
         except AudioExtractError as exc:

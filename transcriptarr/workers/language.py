@@ -17,7 +17,7 @@ import numpy as np
 from faster_whisper import WhisperModel
 from numpy.typing import NDArray
 
-from transcriptarr.workers.presets import VadParameters
+from transcriptarr.policy.whisper_options import VadParameters
 from transcriptarr.workers.transcribe import SAMPLE_RATE, speech_regions
 
 __all__ = ["LanguageGuess", "detect_language"]

@@ -20,13 +20,13 @@ from transcriptarr.db.models import Stage
 from transcriptarr.media.audio import AudioExtractError, ExtractedAudio, extract_audio
 from transcriptarr.media.probe import ProbeError, probe_media
 from transcriptarr.media.tracks import track_for_language
+from transcriptarr.queue.options import LIBRARY_VIDEO
 
 if TYPE_CHECKING:
     from transcriptarr.workers.job_runner import JobContext
 
 log = structlog.get_logger(__name__)
 
-LIBRARY_VIDEO = "library_video"  # the job option: the video `video_file` names, as this node sees it
 _PROBE_SECONDS = 60.0
 
 

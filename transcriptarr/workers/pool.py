@@ -6,14 +6,19 @@ per segment) and learns whether someone asked to cancel it. Status writes after
 a job are shielded, so a shutdown cannot lose them.
 
 Shutdown: `stop` is set -> no more claims; running jobs get `grace_seconds` to
-finish, then are cancelled and handed back to the queue without counting the
-attempt.
+finish (`hurry`, a second SIGTERM/SIGINT, ends the grace at once), then are
+cancelled and handed back to the queue without counting the attempt. Each write
+of the stop after that (the hand-back, the worker rows) gets HAND_BACK_SECONDS to
+answer, and none is waited for once one went unanswered: a database that hangs
+must not hold the stop up, and what was not stored is recovered at the next start
+(the node requeues its jobs) or when the lease runs out.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import time
 import weakref
 from collections.abc import Awaitable, Callable, Collection
@@ -68,6 +73,7 @@ class _Running:
     task: asyncio.Task[Outcome]
     worker: str
     lost: bool = False
+    handed_back: bool | None = None  # hurried: released before its runner stopped (True: recorded)
     started: float = field(default_factory=time.monotonic)
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -95,6 +101,13 @@ class WorkerPool:
         self._wakes = 0  # how many times `wake` was called
         self._wakes_seen: weakref.WeakKeyDictionary[asyncio.Task[Any], int] = weakref.WeakKeyDictionary()
         self._running: dict[str, _Running] = {}
+        self._hurry = asyncio.Event()
+        self._handing_back = False  # the grace is over: the stop's writes are bounded
+        self._unanswered = False  # one of them got no answer: the database hangs, the others are not waited for
+
+    def hurry(self) -> None:
+        """Stop waiting for running jobs: hand them back now (a second SIGTERM/SIGINT)."""
+        self._hurry.set()
 
     def wake(self) -> None:
         """A job was queued: idle workers look now instead of at their next poll."""
@@ -128,9 +141,13 @@ class WorkerPool:
             await asyncio.wait({finished, stopping}, return_when=asyncio.FIRST_COMPLETED)
             if not finished.done():
                 log.info("workers_stopping", running=len(self._running), grace_seconds=self.config.grace_seconds)
-                _, late = await asyncio.wait(workers, timeout=self.config.grace_seconds)
+                late = await self._grace(workers)
+                self._handing_back = True
+                if self._hurry.is_set():
+                    await self._hand_back_now()
                 await _cancel_all(late)  # past the grace: running jobs are handed back
         except asyncio.CancelledError:  # run() itself cancelled: hand the running jobs back too
+            self._handing_back = True
             await _cancel_all(workers)
             raise
         finally:
@@ -145,6 +162,47 @@ class WorkerPool:
         for task, exc in failures:
             log.error("worker_crashed", worker=task.get_name(), error=f"{type(exc).__name__}: {exc}")
         return self.summary
+
+    async def _grace(self, workers: list[asyncio.Task[None]]) -> set[asyncio.Task[None]]:
+        """Wait up to `grace_seconds` for the workers to end (less if hurried); those still running."""
+        all_ended = asyncio.ensure_future(asyncio.wait(workers))
+        hurried = asyncio.ensure_future(self._hurry.wait())
+        try:
+            grace = self.config.grace_seconds
+            await asyncio.wait({all_ended, hurried}, timeout=grace, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            all_ended.cancel()
+            hurried.cancel()
+        if self._hurry.is_set():
+            log.info("workers_hurried", running=len(self._running))
+        return {task for task in workers if not task.done()}
+
+    async def _hand_back_now(self) -> None:
+        """Hurried: hand the running jobs back first; their runners may still take a segment to stop.
+
+        (Without a hurry each runner stops, storing its checkpoint, before its job is released.)"""
+
+        async def release(running: _Running) -> None:
+            job = running.ctx.job
+            write = functools.partial(self.queue.release, job.id, running.worker)
+            running.handed_back = await self._settle(write, "released", job, patient=False)
+
+        await asyncio.gather(*(release(running) for running in list(self._running.values())), return_exceptions=True)
+
+    async def _stopping_bounded(self, call: Awaitable[T]) -> T | None:
+        """`call`, shielded from the stop; past the grace, None if it has not answered within
+        HAND_BACK_SECONDS (at once, once a call of the stop went unanswered: the database hangs).
+
+        (The call goes on by itself: a hung database may answer before the process exits.)"""
+        task = asyncio.ensure_future(call)
+        if not self._handing_back:
+            return await asyncio.shield(task)
+        done, _ = await asyncio.wait({task}, timeout=0 if self._unanswered else HAND_BACK_SECONDS)
+        if not done:
+            self._unanswered = True
+            task.add_done_callback(_retrieve)
+            return None
+        return task.result()
 
     async def _worker(self, worker_id: str, device: str, stop: asyncio.Event, once: bool) -> None:
         await self.registry.register(worker_id, self.config.node, device)
@@ -165,7 +223,7 @@ class WorkerPool:
                 await self._idle(stop)
         finally:
             with contextlib.suppress(Exception):
-                await asyncio.shield(self.registry.unregister(worker_id))
+                await self._stopping_bounded(self.registry.unregister(worker_id))
 
     async def _nothing_left(self) -> bool:
         queued = await self.queue.list_jobs(states=[JobState.QUEUED, JobState.PROCESSING], limit=1)
@@ -195,7 +253,7 @@ class WorkerPool:
 
     async def _beat(self, worker_id: str, state: str, job_id: int | None) -> None:
         with contextlib.suppress(Exception):
-            await self.registry.beat(worker_id, state, job_id)
+            await self._stopping_bounded(self.registry.beat(worker_id, state, job_id))
 
     # --- one job ---
     async def _process(self, worker_id: str, device: str, job: Job) -> None:
@@ -211,15 +269,23 @@ class WorkerPool:
         running = _Running(ctx, task, worker_id)
         self._running[worker_id] = running
         heartbeat = asyncio.create_task(self._heartbeat(running))
-        await self._beat(worker_id, "busy", job.id)
-        self.events.publish("job_started", job_id=job.id, worker=worker_id, path=job.media_path)
         try:
+            # Inside the try: a stop that comes while the row says "busy" still hands the job back.
+            await self._beat(worker_id, "busy", job.id)
+            self.events.publish("job_started", job_id=job.id, worker=worker_id, path=job.media_path)
             outcome = await self._outcome(running)
         except asyncio.CancelledError:
             me = asyncio.current_task()
             if me is not None and me.cancelling():
-                # The pool is shutting down past its grace period: hand the job back.
-                ok = await self._settle(lambda: self.queue.release(job.id, worker_id), "released", job, patient=False)
+                # The pool is shutting down past its grace period: hand the job back (if not already done),
+                # once its runner has stopped (it stores its checkpoint first).
+                task.cancel()
+                await asyncio.wait({task})
+                ok = running.handed_back
+                if ok is None:
+                    ok = await self._settle(
+                        lambda: self.queue.release(job.id, worker_id), "released", job, patient=False
+                    )
                 self._log_finished(running, device, "released", recorded=ok)
                 raise
             if running.lost:
@@ -254,7 +320,9 @@ class WorkerPool:
     async def _finished(self, job: Job) -> None:
         """Tell listeners; drop the spooled upload and the work files once the job has ended for good."""
         with contextlib.suppress(Exception):
-            current = await asyncio.shield(self.queue.get(job.id))
+            current = await self._stopping_bounded(self.queue.get(job.id))
+            if current is None:  # stopping, and the database does not answer: nothing more to do here
+                return
             self.events.publish("job_finished", job_id=job.id, state=current.state, error=current.error)
             if self.after_job is not None and current.state in (JobState.COMPLETED, JobState.FAILED):
                 self.after_job(current)
@@ -384,7 +452,21 @@ class WorkerPool:
         """A status write that a shutdown must not interrupt; `patient`: it waits out a database outage.
 
         (Not a release at shutdown: that must not hold the shutdown up; start-up recovery requeues the job.)"""
-        ok = await asyncio.shield(until_written(write, what=f"job {kind}", job_id=job.id) if patient else write())
+        if patient:
+            ok = await asyncio.shield(until_written(write, what=f"job {kind}", job_id=job.id))
+        else:
+            released = await self._stopping_bounded(write())
+            if released is None:
+                log.warning(
+                    "job_hand_back_abandoned",
+                    job_id=job.id,
+                    path=job.media_path,
+                    seconds=HAND_BACK_SECONDS,
+                    reason="the database did not answer in time; the job goes back to the queue when this node "
+                    "starts again, or when its lease runs out",
+                )
+                return False
+            ok = released
         setattr(self.summary, kind, getattr(self.summary, kind) + 1)
         if not ok:
             log.warning("job_lost_lease", job_id=job.id, path=job.media_path, outcome=kind)
@@ -440,6 +522,12 @@ async def _cancel_all(tasks: Collection[asyncio.Task[Any]]) -> None:
         await asyncio.wait(pending)
 
 
+def _retrieve(task: asyncio.Future[Any]) -> None:
+    """Read the outcome of a call nobody awaits any more (else asyncio reports it as never retrieved)."""
+    if not task.cancelled():
+        task.exception()
+
+
 def _done() -> asyncio.Future[Any]:
     """An already finished future (a pool without workers)."""
     future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
@@ -472,6 +560,8 @@ def _log_progress(ctx: JobContext, started: float) -> None:
 
 
 _CANCEL_CHECK_SECONDS = 2.0
+# After the grace, each database write of the stop (hand-backs, worker rows) gets this long to answer.
+HAND_BACK_SECONDS = 3.0
 _JOB_COLUMNS = frozenset(
     {"media_duration", "details", "source_language", "language_probability", "task", "target_language"}
 )

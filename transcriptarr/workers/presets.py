@@ -9,29 +9,15 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
+
+from transcriptarr.policy.whisper_options import VadParameters
 
 # Whisper's own fallback ladder: a window that fails the compression or
 # log-probability check is decoded again at the next temperature.
 _FALLBACK_TEMPERATURES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
-
-
-@dataclass(frozen=True)
-class VadParameters:
-    """Silero VAD options (``faster_whisper.vad.VadOptions``)."""
-
-    threshold: float = 0.5
-    # Blips shorter than this (clicks, a door) are not speech; Silero's default.
-    min_speech_duration_ms: int = 250
-    # Pauses shorter than this stay in the audio, so sentences keep their context.
-    min_silence_duration_ms: int = 2000
-    # Keeps soft word onsets and endings that the detector cuts too tightly.
-    speech_pad_ms: int = 400
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -70,7 +56,7 @@ class Preset:
     extra: tuple[tuple[str, Any], ...] = ()
 
     def with_arguments(self, arguments: Mapping[str, Any]) -> Preset:
-        """This preset with checked WHISPER_EXTRA_ARGS applied on top (transcriptarr/workers/whisper_args.py).
+        """This preset with checked WHISPER_EXTRA_ARGS applied on top (transcriptarr/policy/whisper_options.py).
 
         An argument the preset has a field for replaces that field, so that the
         service's own checks (the VAD speech test, the no-speech test) use the

@@ -18,8 +18,9 @@ from faster_whisper import BatchedInferencePipeline, WhisperModel
 from faster_whisper.vad import VadOptions, get_speech_timestamps
 from numpy.typing import NDArray
 
+from transcriptarr.policy.whisper_options import VadParameters
 from transcriptarr.subtitles.cues import Word
-from transcriptarr.workers.presets import DEFAULT_PRESET, Preset, VadParameters
+from transcriptarr.workers.presets import DEFAULT_PRESET, Preset
 
 __all__ = [
     "SAMPLE_RATE",

@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 EventKind = Literal["added", "played"]
-ServerName = Literal["jellyfin", "emby", "plex"]
+# A server of the media server table (servers.py) that has an API: jellyfin, emby, plex.
+ServerName = str
 
 # Items that are one media file (lower-cased type names of Jellyfin, Emby and Plex).
 FILE_TYPES = frozenset({"movie", "episode", "video", "musicvideo", "trailer", "clip", "audio", "audiobook", "track"})

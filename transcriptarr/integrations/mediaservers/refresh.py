@@ -11,7 +11,7 @@ retried when it refuses the key or forgot the item. Harmless to repeat.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any, cast
+from typing import Any
 
 import structlog
 
@@ -19,7 +19,7 @@ from transcriptarr.db.models import Job, JobState
 from transcriptarr.integrations.followups import Attempt, FollowUp, FollowUpError, Plan
 from transcriptarr.integrations.mediaservers.events import ServerName
 from transcriptarr.integrations.mediaservers.http import MediaServerError
-from transcriptarr.integrations.mediaservers.servers import SERVERS, configured, server_from_settings
+from transcriptarr.integrations.mediaservers.servers import API_SERVERS, configured, server_from_settings
 from transcriptarr.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -31,9 +31,9 @@ def webhook_origin(job: Job) -> tuple[ServerName, str] | None:
     if not isinstance(webhook, dict):
         return None
     server, item = webhook.get("server"), webhook.get("item_id")
-    if server not in SERVERS or not isinstance(item, str) or not item:
+    if server not in API_SERVERS or not isinstance(item, str) or not item:
         return None
-    return cast(ServerName, server), item
+    return server, item
 
 
 class MediaServerRefresh:
@@ -55,9 +55,9 @@ class MediaServerRefresh:
 
     async def perform(self, data: dict[str, Any], attempt: Attempt) -> None:
         name, item = data.get("server"), data.get("item_id")
-        if name not in SERVERS or not isinstance(item, str):
+        if name not in API_SERVERS or not isinstance(item, str):
             raise FollowUpError(f"the stored refresh of job {attempt.job_id} names no media server item", retry=False)
-        server = server_from_settings(self.settings, cast(ServerName, name))
+        server = server_from_settings(self.settings, name)
         if server is None:
             raise FollowUpError(f"{name} is no longer configured; its item {item} is not refreshed", retry=False)
         # A client per refresh: they are rare, and nothing is left open between them.

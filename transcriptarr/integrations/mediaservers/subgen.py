@@ -1,5 +1,7 @@
 """The bodies SubGen's webhook URLs take (McCloudS/subgen, subgen.py), read by our own parsers.
 
+Each server's entry in servers.py names the parser of its SubGen URL (`subgen`):
+
 - `/plex`: Plex's multipart `payload` (library.new, media.play): plex.py as it is;
 - `/jellyfin`: the Webhook plugin's Generic destination with "Send All Properties"
   (NotificationType, ItemId, ...): jellyfin.py as it is;
@@ -15,13 +17,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
-from transcriptarr.integrations.mediaservers import emby, jellyfin, plex, tautulli
+from transcriptarr.integrations.mediaservers import tautulli
 from transcriptarr.integrations.mediaservers.events import Ignored, MediaEvent, PayloadError, folded, text
-
-Parser = Callable[[Mapping[str, Any]], MediaEvent | Ignored]
 
 
 def parse_tautulli(data: Mapping[str, Any]) -> MediaEvent | Ignored:
@@ -47,25 +47,20 @@ def parse_tautulli(data: Mapping[str, Any]) -> MediaEvent | Ignored:
     )
 
 
-PARSERS: dict[str, Parser] = {
-    "plex": plex.parse_webhook,
-    "jellyfin": jellyfin.parse_webhook,
-    "emby": emby.parse_webhook,
-    "tautulli": parse_tautulli,
-}
+def detect(data: Mapping[str, Any]) -> str:
+    """Which server sent this body to `/webhook`, by the fields only that server writes: its route in servers.py.
 
-
-def detect(data: Mapping[str, Any]) -> tuple[str, Parser]:
-    """Which server sent this body to `/webhook`, by the fields only that server writes."""
+    SubGen's four only: /webhook is SubGen's, and a server added later has its own URLs.
+    """
     fields = folded(data)
     if "notificationtype" in fields:
-        return "jellyfin", PARSERS["jellyfin"]
+        return "jellyfin"
     if "metadata" in fields or "account" in fields:
-        return "plex", PARSERS["plex"]
+        return "plex"
     if "item" in fields or "Event" in data:  # Emby writes PascalCase, Plex and Tautulli lower case
-        return "emby", PARSERS["emby"]
+        return "emby"
     if {"action", "event", "file"} & fields.keys():
-        return "tautulli", PARSERS["tautulli"]
+        return "tautulli"
     raise PayloadError(
         "cannot tell which server sent this (no NotificationType, Metadata, Item or event field): "
         "point Plex at /plex, Jellyfin at /jellyfin, Emby at /emby and Tautulli at /tautulli"

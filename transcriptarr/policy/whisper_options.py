@@ -1,4 +1,4 @@
-"""WHISPER_EXTRA_ARGS: extra faster-whisper ``transcribe()`` arguments, checked at start-up.
+"""WHISPER_EXTRA_ARGS: extra faster-whisper ``transcribe()`` arguments, checked at start-up; the VAD options.
 
 The names come from the installed faster-whisper itself (``inspect`` on
 ``WhisperModel.transcribe``, plus ``batch_size`` of the batched pipeline that
@@ -9,6 +9,10 @@ integer, ``5.0`` and ``"5"`` are not.
 
 A few arguments are reserved: the service sets them itself, and a value from
 the configuration would break it or be silently overwritten (see RESERVED).
+
+Policy, not engine: the settings check WHISPER_EXTRA_ARGS with it, so importing it loads no faster-whisper.
+Only `_parameters`, which reads the installed signature, imports faster-whisper, and only when there are
+arguments to check.
 """
 
 from __future__ import annotations
@@ -19,23 +23,45 @@ import math
 import types
 import typing
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import fields
+from dataclasses import asdict, dataclass, fields
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
 import structlog
-from faster_whisper import BatchedInferencePipeline, WhisperModel
 from pydantic import TypeAdapter, ValidationError
 
 from transcriptarr.policy.capabilities import translation_warning
-from transcriptarr.workers.presets import VadParameters
 
 if TYPE_CHECKING:
     from transcriptarr.settings import Settings
 
 log = structlog.get_logger(__name__)
 
-__all__ = ["RESERVED", "ignored_arguments", "parse_extra_args", "valid_names", "warn_about_whisper_settings"]
+__all__ = [
+    "RESERVED",
+    "VadParameters",
+    "ignored_arguments",
+    "parse_extra_args",
+    "valid_names",
+    "warn_about_whisper_settings",
+]
+
+
+@dataclass(frozen=True)
+class VadParameters:
+    """Silero VAD options (``faster_whisper.vad.VadOptions``): the presets', and what ``vad_parameters`` may set."""
+
+    threshold: float = 0.5
+    # Blips shorter than this (clicks, a door) are not speech; Silero's default.
+    min_speech_duration_ms: int = 250
+    # Pauses shorter than this stay in the audio, so sentences keep their context.
+    min_silence_duration_ms: int = 2000
+    # Keeps soft word onsets and endings that the detector cuts too tightly.
+    speech_pad_ms: int = 400
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
 
 RESERVED: Mapping[str, str] = types.MappingProxyType(
     {
@@ -71,6 +97,9 @@ _LIMITS: Mapping[str, tuple[Callable[[Any], bool], str]] = types.MappingProxyTyp
 
 @cache
 def _parameters() -> Mapping[str, inspect.Parameter]:
+    # Imported here: importing the settings must not load faster-whisper (and CTranslate2) for nothing.
+    from faster_whisper import BatchedInferencePipeline, WhisperModel
+
     found = dict(inspect.signature(WhisperModel.transcribe).parameters)
     # batch_size exists only on the batched pipeline (QUALITY=fast); every other name is shared.
     found["batch_size"] = inspect.signature(BatchedInferencePipeline.transcribe).parameters["batch_size"]

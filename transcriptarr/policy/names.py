@@ -1,12 +1,19 @@
-"""File names the library never touches: unsafe names, downloads in progress, hidden files."""
+"""File names the service never touches: unsafe names, downloads in progress, hidden files, its own temp files.
+
+The library's scan and rules, the paths clients name (policy/confinement.py) and the subtitle writer's
+temporary files (subtitles/writer.py) share these rules.
+"""
 
 from __future__ import annotations
 
 import re
-
-from transcriptarr.subtitles.writer import TEMP_MARKER
+from typing import Final
 
 IGNORE_MARKER = ".transcriptarr-ignore"
+
+# In the name of a subtitle being written (".<target name>.transcriptarr-tmp-<random>", subtitles/writer.py):
+# never media, and swept once stale.
+TEMP_MARKER: Final = ".transcriptarr-tmp-"
 
 # Names that download clients, copy tools and editors give files while they are written.
 PARTIAL_SUFFIXES = (
