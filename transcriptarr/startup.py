@@ -60,6 +60,7 @@ async def reachable(db: Database) -> Health:
     """Its health when it answers; StartupError saying why and what to check when it does not."""
     health = await db.health()
     if not health.ok:
+        await db.settle_failed_connects()
         raise StartupError(unreachable_message(db, health.error))
     return health
 

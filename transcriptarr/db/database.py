@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -180,6 +181,20 @@ class Database:
         except Exception as exc:  # any driver error means "not healthy", with its text
             return Health(False, self.backend.name, None, False, f"{type(exc).__name__}: {exc}")
         return Health(True, self.backend.name, revision, revision == migrate.head_revision())
+
+    async def settle_failed_connects(self, within: float = 1.0) -> None:
+        """Let aiosqlite's worker threads of connections that failed to open end, up to `within` seconds.
+
+        aiosqlite (0.22) stops such a thread without waiting for it; when the event loop closes first (a
+        command that exits because the file cannot be opened), the thread's last reply hits the closed
+        loop and prints a traceback under the one-line error. Only for SQLite, only after a failure.
+        """
+        if not self.backend.is_sqlite:
+            return
+        deadline = time.monotonic() + within
+        for thread in threading.enumerate():
+            if thread.name.endswith("(_connection_worker_thread)"):
+                await asyncio.to_thread(thread.join, max(0.0, deadline - time.monotonic()))
 
     def describe(self) -> str:
         return self.url.render_as_string(hide_password=True)
