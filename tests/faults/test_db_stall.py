@@ -27,7 +27,6 @@ import os
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -40,11 +39,10 @@ import requests
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
-from tests.conftest import unavailable
 from tests.faults.chaos import Event, ServiceRun, event_is, service_env, sync_engine
-from tests.faults.test_ownership import freeze, thaw
+from tests.faults.frozen_postgres import freeze, thaw
 from tests.media_factory import concat_audio, make_video, speak
-from tests.servers import RunningServer, ServerError, ensure_installed, start_postgres
+from tests.servers import RunningServer
 from transcriptarr.api.stall import REQUEST_DATABASE_SECONDS, SNAPSHOT_SECONDS
 from transcriptarr.db.models import JobState
 from transcriptarr.queue.jobqueue import JOBS
@@ -62,25 +60,6 @@ EXIT_SLACK = 3.0  # a process's own teardown after the allowance (interpreter ex
 
 
 # --------------------------------------------------------------------------- fixtures and helpers
-
-
-@pytest.fixture
-def own_postgres() -> Iterator[RunningServer]:
-    """A server of this test's own: the session's shared one is not ours to freeze."""
-    problem = ensure_installed("postgresql")
-    if problem:
-        unavailable(f"postgresql server cannot run here: {problem}")
-    with tempfile.TemporaryDirectory(prefix="transcriptarr-stall-pg-") as base:
-        try:
-            server = start_postgres(Path(base))
-        except ServerError as exc:
-            unavailable(f"postgresql server did not start: {exc}")
-            raise
-        try:
-            yield server
-        finally:
-            thaw(server)
-            server.stop()
 
 
 @dataclass(frozen=True)

@@ -10,19 +10,16 @@ over ours. Before the fix the write waited for the database and then replaced it
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
 import sqlite3
-import tempfile
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
 
 from tests.acceptance.engine_harness import engine_settings, process
-from tests.conftest import unavailable
+from tests.faults.frozen_postgres import freeze, thaw
 from tests.media_factory import fixture_path, make_video
-from tests.servers import RunningServer, ServerError, ensure_installed, start_postgres
+from tests.servers import RunningServer
 from transcriptarr.db.database import Database
 from transcriptarr.db.models import JobState
 from transcriptarr.settings import to_async_url
@@ -79,53 +76,6 @@ async def sqlite_db(tmp_path: Path) -> AsyncIterator[tuple[Database, Path]]:
     await db.upgrade()
     yield db, file
     await db.close()
-
-
-@pytest.fixture
-def own_postgres() -> Iterator[RunningServer]:
-    """A server of this test's own: the session's shared one is not ours to freeze."""
-    problem = ensure_installed("postgresql")
-    if problem:
-        unavailable(f"postgresql server cannot run here: {problem}")
-    with tempfile.TemporaryDirectory(prefix="transcriptarr-ownership-pg-") as base:
-        try:
-            server = start_postgres(Path(base))
-        except ServerError as exc:
-            unavailable(f"postgresql server did not start: {exc}")
-            raise
-        try:
-            yield server
-        finally:
-            thaw(server)
-            server.stop()
-
-
-def server_processes(server: RunningServer) -> list[int]:
-    """The postmaster and every process it started (one backend per connection)."""
-    postmaster = int((server.base_dir / "data" / "postmaster.pid").read_text().split()[0])
-    children = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[1]) == postmaster:
-                children.append(int(entry.name))
-    return [postmaster, *children]
-
-
-def freeze(server: RunningServer) -> None:
-    for pid in server_processes(server):
-        os.kill(pid, signal.SIGSTOP)
-
-
-def thaw(server: RunningServer) -> None:
-    for pid in server_processes(server):
-        try:
-            os.kill(pid, signal.SIGCONT)
-        except ProcessLookupError:
-            continue
 
 
 # --------------------------------------------------------------------------- the tests
