@@ -50,7 +50,6 @@ RUN /opt/transcriptarr/bin/pip install --no-cache-dir --no-deps /src \
 
 # --------------------------------------------------------------------------- GPU: the same plus NVIDIA's libraries
 FROM deps AS gpu-builder
-ARG VERSION
 # The `cuda` extra of pyproject.toml: cuBLAS 12 and cuDNN 9, what CTranslate2 (faster-whisper's engine) loads.
 # One folder of links to them for LD_LIBRARY_PATH, whatever the Python version in the path.
 RUN /opt/transcriptarr/bin/pip install --no-cache-dir "/tmp/deps[cuda]" \
@@ -59,6 +58,8 @@ RUN /opt/transcriptarr/bin/pip install --no-cache-dir "/tmp/deps[cuda]" \
     && ln -s /opt/transcriptarr/lib/python3*/site-packages/nvidia/*/lib/*.so* /opt/transcriptarr/cuda/ \
     && LD_LIBRARY_PATH=/opt/transcriptarr/cuda /opt/transcriptarr/bin/python -c \
         "import ctypes; [ctypes.CDLL(name) for name in ('libcublas.so.12', 'libcublasLt.so.12', 'libcudnn.so.9')]"
+# Declared only now: a changed ARG misses the build cache of every RUN after it, and each release changes it.
+ARG VERSION
 COPY pyproject.toml README.md /src/
 COPY transcriptarr /src/transcriptarr
 RUN /opt/transcriptarr/bin/pip install --no-cache-dir --no-deps /src \
@@ -68,8 +69,6 @@ RUN /opt/transcriptarr/bin/pip install --no-cache-dir --no-deps /src \
 
 # --------------------------------------------------------------------------- what both images share
 FROM ${PYTHON_IMAGE} AS runtime
-ARG VERSION
-ARG REVISION
 # tzdata: TZ=Europe/Berlin gives local times in logs only with the zone files.
 # hadolint ignore=DL3008
 RUN apt-get update \
@@ -94,6 +93,9 @@ HEALTHCHECK --interval=30s --timeout=10s --start-period=60s --retries=3 \
 STOPSIGNAL SIGTERM
 ENTRYPOINT ["/usr/local/bin/transcriptarr-entrypoint"]
 CMD ["transcriptarr", "run"]
+# VERSION and REVISION change with every release: declared last, so the layers above stay cached.
+ARG VERSION
+ARG REVISION
 # The release workflow adds org.opencontainers.image.source, url and created (docker/metadata-action).
 LABEL org.opencontainers.image.title="Transcriptarr" \
     org.opencontainers.image.description="Subtitles for a whole media library with faster-whisper; a Whisper provider for Bazarr" \
