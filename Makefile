@@ -6,6 +6,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 APT_PACKAGES := ffmpeg espeak-ng postgresql mariadb-server chromium
 STAMP := $(VENV)/.installed
+# Test processes: a test file runs whole in one of them (module fixtures are shared); 1 runs the suite in order.
+TEST_WORKERS ?= 2
 
 .PHONY: all test demo lint typecheck unit deps system-deps bench clean
 
@@ -42,7 +44,7 @@ typecheck: deps
 	$(BIN)/mypy
 
 test: deps lint typecheck
-	$(BIN)/python -m pytest -q -p no:cacheprovider
+	$(BIN)/python -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile
 
 unit: deps
 	$(BIN)/python -m pytest -q tests/unit

@@ -217,7 +217,7 @@ def measure_interrupted(
         service.env["SHUTDOWN_GRACE_SECONDS"] = "1"
     try:
         run = service.start()
-        service.wait(
+        job = service.wait(
             run, lambda j: j.stage == "transcribing" and j.progress >= 100 * kill_at, "the stop point", timeout
         )
         if stop_with == "sigterm":
@@ -225,7 +225,9 @@ def measure_interrupted(
             assert code == 0, f"SIGTERM: the service exited with {code}; logs: {service.logs}"
         else:
             run.kill()
-        progress = float(service.job().progress) / 100  # the last progress written before the stop
+        # The last progress written before the stop; a job handed back at a clean stop has its progress reset,
+        # so then the value seen just before the stop counts.
+        progress = max(float(job.progress), float(service.job().progress)) / 100
         run = service.start()
         interrupted = service.finish(run, timeout)
         job = service.job()
