@@ -61,7 +61,7 @@ def test_image_label_is_the_version_the_release_passes() -> None:
         assert 'org.opencontainers.image.version="${VERSION}"' in labels, labels
         assert 'org.opencontainers.image.revision="${REVISION}"' in labels, labels
         assert "VERSION" in {i.args for i in image.all("ARG")}, "a LABEL sees only ARGs declared in its stage"
-    license_ = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["project"]["license"]["text"]
+    license_ = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["project"]["license"]
     assert f'org.opencontainers.image.licenses="{license_}"' in labels
     # The builders refuse a VERSION that is not what the installed package says.
     for builder in ("cpu-builder", "gpu-builder"):
