@@ -8,14 +8,11 @@ checkpoint it stored and the next start continues from it. The attempt after the
 transcribe at most 0.6 of the audio (it continues from the checkpoint) and write the
 same words as the unbroken run.
 
-"The same words", bounded: the default (sequential) pipeline decodes 30 s windows that
-move on with the words, so the resumed run's first window starts at the checkpoint's
-pause, where the unbroken run's window started a little earlier. A word next to the
-seam may then be heard differently (seen: "weekdays" for "weekends", "six" for "6", "you
-ask" for "you. Ask"), and the windows after it may stay shifted against the unbroken
-run's, exactly as after the quiet points where a long film is cut into chunks. Measured
-word error rates against the unbroken run: 1.3% and 2.7%. No sentence may be lost or
-doubled: the word counts match within 3%, and at most 5% of the words differ.
+The same words, exactly: a checkpoint of the (default) sequential pipeline is taken where
+one of its 30 s decoding windows starts and names that window, and the attempt after the
+restart decodes the chunk's speech from that window on (workers/transcribe.py): the same
+windows over the same audio features, at temperature 0, so the same words. Only the words'
+timings next to the seam may move by a few hundredths of a second.
 """
 
 from __future__ import annotations
@@ -31,7 +28,6 @@ from tests.faults.resume import (
     make_media,
     measure_interrupted,
     transcribe_unbroken,
-    word_error_rate,
 )
 
 pytestmark = pytest.mark.slow
@@ -69,5 +65,4 @@ def test_restart_after_a_stop_continues_from_the_checkpoint(unbroken: tuple[Path
     assert redone <= CHECKPOINT_SECONDS + WINDOW_SECONDS, measured.describe()
     assert measured.second_attempt_ratio <= 0.6, measured.describe()
 
-    assert abs(len(killed.words) - len(unbroken_run.words)) <= 0.03 * len(unbroken_run.words), measured.word_diff()
-    assert word_error_rate(unbroken_run.words, killed.words) <= 0.05, measured.word_diff()
+    assert killed.words == unbroken_run.words, measured.word_diff()

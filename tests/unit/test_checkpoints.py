@@ -1,7 +1,8 @@
 """Checkpoints of a running transcription: stored, found again, discarded when made from something else, resumed.
 
-The file tests are fast; the two that resume a real transcription use the bundled
-tiny.en model at temperature 0 (deterministic words) on tests/data/jfk.flac.
+The file tests are fast; those that resume a real transcription use the bundled
+tiny.en model at temperature 0 (deterministic words) on tests/data/jfk.flac (and, for
+the sequential pipeline's windows, espeak-ng sentences around it).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import pytest
 from faster_whisper import decode_audio
 from structlog.testing import capture_logs
 
-from tests.media_factory import fixture_path
+from tests.media_factory import concat_audio, fixture_path, make_silence, speak
 from transcriptarr.db.models import Job
 from transcriptarr.queue.leftovers import work_file_job
 from transcriptarr.subtitles.cues import Word
@@ -254,3 +255,40 @@ def test_a_cancelled_run_hands_out_the_last_pause_it_reached(tiny_en: Any) -> No
     assert [round(c.offset, 2) for c in saved] == [round(chunks[2][0], 2)]
     text = " ".join("".join(w.text for w in saved[0].words).split())
     assert text.count("fellow Americans") == 2
+
+
+SENTENCES = (
+    "The quick brown fox jumps over the lazy dog near the river bank.",
+    "Good morning, the train to the city leaves at nine o'clock sharp.",
+    "Rivers carry water from the mountains all the way down to the sea.",
+    "The library opens at ten and closes at six on weekdays.",
+    "A journey of a thousand miles begins with a single step.",
+)
+
+
+def test_a_sequential_run_resumed_at_any_checkpoint_hears_exactly_the_same_words(tiny_en: Any, tmp_path: Path) -> None:
+    """The sequential pipeline's windows follow on from each other; a checkpoint names the window after it.
+
+    About 45 s of speech in one chunk (two to three 30 s windows): every checkpoint of the
+    unbroken run is taken where a window ends, and a run resumed from any of them decodes
+    the same windows and hears the same words, not merely similar ones."""
+    pause = make_silence(tmp_path / "pause.wav", 1.0)
+    parts = [fixture_path("jfk.flac"), pause]
+    for n, sentence in enumerate(SENTENCES):
+        parts += [speak(sentence, tmp_path / f"{n}.wav"), pause]
+    audio = decode_audio(str(concat_audio(tmp_path / "speech.wav", parts)), sampling_rate=SAMPLE_RATE)
+    duration = len(audio) / SAMPLE_RATE
+    preset = get_preset("balanced").with_arguments({"temperature": 0.0})
+    saved: list[PartialTranscript] = []
+    unbroken = transcribe(
+        tiny_en, [(0.0, audio)], duration=duration, preset=preset, on_checkpoint=saved.append, checkpoint_seconds=1.0
+    )
+    inside = [checkpoint for checkpoint in saved if checkpoint.window is not None]
+    assert inside, f"no checkpoint inside the chunk: {saved}"
+    assert all(checkpoint.window is not None and checkpoint.window[1] > 0 for checkpoint in inside)
+
+    expected = [word.text for word in unbroken.words]
+    for checkpoint in inside:
+        assert tuple(unbroken.words[: len(checkpoint.words)]) == checkpoint.words, "a checkpoint keeps the words so far"
+        resumed = transcribe(tiny_en, [(0.0, audio)], duration=duration, preset=preset, resume_from=checkpoint)
+        assert [word.text for word in resumed.words] == expected, f"resumed at {checkpoint.window}"

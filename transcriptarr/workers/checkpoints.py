@@ -2,8 +2,9 @@
 
 A job's checkpoint is a small JSON file beside its work files,
 `job-<id>.checkpoint.json` (`work_file_path`): the words with their timings and
-probabilities, the segments, the language, the speech regions and the audio offset
-reached (a pause, see `PartialTranscript`), with a fingerprint of what it was made
+probabilities, the segments, the language, the speech regions, the audio offset
+reached (a pause) and, for the sequential pipeline, the decoding window that starts
+there (see `PartialTranscript`), with a fingerprint of what it was made
 from: the media file (size, mtime_ns, audio track), the model, the task and language,
 and the decoding settings. A later attempt of the job that finds a checkpoint with
 the same fingerprint transcribes only the audio after its offset; one with another
@@ -39,7 +40,7 @@ __all__ = ["CHECKPOINT_SUFFIX", "CheckpointFile", "fingerprint", "job_checkpoint
 log = structlog.get_logger(__name__)
 
 CHECKPOINT_SUFFIX = ".checkpoint.json"
-_FORMAT = 1  # bumped when the layout changes: an older file is then discarded
+_FORMAT = 2  # bumped when the layout changes: an older file is then discarded (2: `window`)
 
 
 def fingerprint(
@@ -125,6 +126,7 @@ class CheckpointFile:
             "words": [[w.start, w.end, w.text, w.probability] for w in done.words],
             "segments": [[s.start, s.end, s.text] for s in done.segments],
             "speech": None if done.speech is None else [list(region) for region in done.speech],
+            "window": None if done.window is None else list(done.window),
         }
         partial = self.path.with_name(self.path.name + ".part")
         try:
@@ -154,7 +156,7 @@ class CheckpointFile:
 
 
 def _partial(data: dict[str, Any]) -> PartialTranscript:
-    speech = data["speech"]
+    speech, window = data["speech"], data["window"]
     return PartialTranscript(
         offset=float(data["offset"]),
         language=data["language"],
@@ -162,6 +164,7 @@ def _partial(data: dict[str, Any]) -> PartialTranscript:
         words=tuple(Word(float(a), float(b), str(text), float(p)) for a, b, text, p in data["words"]),
         segments=tuple(SegmentText(float(a), float(b), str(text)) for a, b, text in data["segments"]),
         speech=None if speech is None else tuple((float(a), float(b)) for a, b in speech),
+        window=None if window is None else (float(window[0]), int(window[1])),
     )
 
 
