@@ -7,6 +7,7 @@ BIN := $(VENV)/bin
 APT_PACKAGES := ffmpeg espeak-ng postgresql mariadb-server chromium
 STAMP := $(VENV)/.installed
 # Test processes: a test file runs whole in one of them (module fixtures are shared); 1 runs the suite in order.
+# Tests marked `serial` (wall-clock bounds on the service's responsiveness) run afterwards, alone.
 TEST_WORKERS ?= 2
 
 .PHONY: all test demo lint typecheck unit deps system-deps bench clean
@@ -44,7 +45,8 @@ typecheck: deps
 	$(BIN)/mypy
 
 test: deps lint typecheck
-	$(BIN)/python -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile
+	$(BIN)/python -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile -m 'not serial'
+	$(BIN)/python -m pytest -q -p no:cacheprovider -m serial
 
 unit: deps
 	$(BIN)/python -m pytest -q tests/unit

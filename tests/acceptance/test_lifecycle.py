@@ -21,7 +21,8 @@ from transcriptarr.queue.jobqueue import JobQueue, NewJob
 from transcriptarr.service import build
 from transcriptarr.settings import to_async_url
 
-pytestmark = pytest.mark.slow
+# Seconds on the clock: run alone (`make test` runs `serial` tests after the rest).
+pytestmark = [pytest.mark.slow, pytest.mark.serial]
 
 
 @pytest.fixture

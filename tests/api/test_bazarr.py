@@ -24,6 +24,9 @@ from tests.api.live import LiveService, bazarr_post
 from tests.media_factory import fixture_path
 from transcriptarr.db.models import JobState
 
+# Seconds on the clock: run alone (`make test` runs `serial` tests after the rest).
+pytestmark = pytest.mark.serial
+
 SRT = {"task": "transcribe", "language": "en", "output": "srt", "encode": "false"}
 MAX_UPLOAD = 8 * 1024 * 1024
 

@@ -33,6 +33,9 @@ from tests.polling import eventually
 from transcriptarr.api.openai_api import AudioRequest, content_key
 from transcriptarr.db.models import Job, JobState, Task
 
+# Seconds on the clock: run alone (`make test` runs `serial` tests after the rest).
+pytestmark = pytest.mark.serial
+
 KEY = "openai-test-key"
 MAX_UPLOAD = 4 * 1024 * 1024
 # What tiny.en hears in the JFK clip at temperature 0.

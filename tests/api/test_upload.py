@@ -13,6 +13,7 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
 import requests
 
 from tests.acceptance.engine_harness import engine_settings
@@ -20,6 +21,9 @@ from tests.api.conftest import bazarr_jobs
 from tests.api.live import LiveService, bazarr_post
 from tests.media_factory import concat_audio
 from transcriptarr.db.models import Job, JobState
+
+# Seconds on the clock: run alone (`make test` runs `serial` tests after the rest).
+pytestmark = pytest.mark.serial
 
 FILM_BYTES = 230_000_000  # 2 hours of s16le 16 kHz mono
 BUDGET_SECONDS = 5.0

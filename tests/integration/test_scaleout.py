@@ -43,7 +43,8 @@ from transcriptarr.queue.registry import NODES, WorkerRegistry
 from transcriptarr.queue.wakeups import APPLICATION_NAME
 from transcriptarr.settings import to_async_url
 
-pytestmark = pytest.mark.slow
+# Seconds on the clock: run alone (`make test` runs `serial` tests after the rest).
+pytestmark = [pytest.mark.slow, pytest.mark.serial]
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 START_DEADLINE = 90.0

@@ -28,6 +28,9 @@ from transcriptarr.queue.jobqueue import NewJob
 from transcriptarr.service import build
 from transcriptarr.settings import ConfigError, load_settings
 
+# Seconds on the clock: run alone (`make test` runs `serial` tests after the rest).
+pytestmark = pytest.mark.serial
+
 REPO = Path(__file__).resolve().parents[2]
 
 
