@@ -21,6 +21,10 @@ from tests.acceptance.engine_harness import engine_settings
 from tests.api.live import LiveService
 from transcriptarr.api.openapi import document
 
+# schemathesis gives every API operation's test the same node id, and pytest-xdist runs one item per node id:
+# run alone, in order (`make test` runs `serial` tests after the rest), so that every operation is fuzzed.
+pytestmark = pytest.mark.serial
+
 KEY = "fuzz-key"
 schema = schemathesis.openapi.from_dict(document()).exclude(path="/api/events")  # an endless stream
 
