@@ -42,6 +42,7 @@ from sqlalchemy.engine import Engine
 from tests.faults.chaos import Event, ServiceRun, event_is, service_env, sync_engine
 from tests.faults.frozen_postgres import freeze, thaw
 from tests.media_factory import concat_audio, make_video, speak
+from tests.polling import keep_up_until, wait_until
 from tests.servers import RunningServer
 from transcriptarr.api.stall import REQUEST_DATABASE_SECONDS, SNAPSHOT_SECONDS
 from transcriptarr.db.models import JobState
@@ -116,15 +117,6 @@ def put_in_library(clip: Path, library: Path) -> Path:
 def job_row(engine: Engine, media: Path) -> Any:
     with engine.connect() as conn:
         return conn.execute(select(JOBS).where(JOBS.c.media_path == str(media)).order_by(JOBS.c.id.desc())).first()
-
-
-def poll(check: Callable[[], bool], what: str, timeout: float, every: float = 0.2) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(every)
-    pytest.fail(f"timed out after {timeout:g} s waiting for {what}")
 
 
 def events_in(log: Path, name: str) -> list[Event]:
@@ -259,7 +251,7 @@ def test_postgresql_frozen_longer_than_a_lease(own_postgres: RunningServer, tmp_
         frozen_at = time.monotonic()
         try:
             answers = http_during_stall(base)
-            poll(lambda: time.monotonic() - frozen_at >= STALL_SECONDS, "the stall to last", STALL_SECONDS + 1)
+            keep_up_until(frozen_at, STALL_SECONDS)  # the stall outlasts leases
         finally:
             thaw(own_postgres)
         check_http_during_stall(answers)
@@ -267,7 +259,7 @@ def test_postgresql_frozen_longer_than_a_lease(own_postgres: RunningServer, tmp_
         assert done is not None and done["result"] == "completed" and done["recorded"] is True, done
         job = job_row(engine, media)
         assert (job.state, job.attempts) == (JobState.COMPLETED, 1), (job.state, job.attempts, job.error)
-        poll(lambda: ask("GET", f"{base}/health").status == 200, "/health to be ok again", 20)
+        wait_until(lambda: ask("GET", f"{base}/health").status == 200, "/health to be ok again", 20)
 
         # 2. SIGTERM while the database hangs: out within the grace and the stop's allowance.
         second_media = put_in_library(long, library)
@@ -315,7 +307,7 @@ def test_postgresql_frozen_longer_than_a_lease(own_postgres: RunningServer, tmp_
     # 4. A calm start finishes it.
     third = ServiceRun(env, tmp_path, logs / "run-3.jsonl")
     try:
-        poll(lambda: job_row(engine, second_media).state == JobState.COMPLETED, "the second job to complete", 90)
+        wait_until(lambda: job_row(engine, second_media).state == JobState.COMPLETED, "the second job to complete", 90)
         code = third.stop()
     finally:
         if third.alive:
@@ -384,7 +376,7 @@ def test_sqlite_write_lock_held_longer_than_a_lease(tmp_path: Path) -> None:
             locked_at = time.monotonic()
             posted = ask("POST", f"{base}/api/jobs", json={"path": str(media)})  # a write: bounded, 503
             health = ask("GET", f"{base}/health")
-            poll(lambda: time.monotonic() - locked_at >= STALL_SECONDS, "the lock to be held", STALL_SECONDS + 1)
+            keep_up_until(locked_at, STALL_SECONDS)  # the lock is held longer than leases
         assert posted.status == 503 and posted.seconds < ANSWER_WITHIN, (posted.status, posted.seconds, posted.body)
         assert "did not answer" in posted.json()["error"]
         assert health.status == 503 and health.json()["database"]["state"] == "degraded", health.body
