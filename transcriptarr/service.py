@@ -32,7 +32,7 @@ from transcriptarr.queue.leftovers import JobFolders, remove_leftovers
 from transcriptarr.queue.maintenance import keep_queue_healthy
 from transcriptarr.queue.registry import WorkerRegistry, keep_node_registered, same_name_still_running
 from transcriptarr.settings import Settings
-from transcriptarr.shutdown import StopOnSignals
+from transcriptarr.shutdown import StopBudget, StopOnSignals
 from transcriptarr.startup import StartupError, open_storage
 from transcriptarr.subgen_compat import log_subgen_settings
 from transcriptarr.subtitles.cues import CueRules
@@ -147,7 +147,7 @@ async def build(settings: Settings) -> AsyncIterator[Components]:
                 workers_per_device=settings.workers,
                 poll_seconds=settings.queue_poll_seconds,
                 max_job_seconds=settings.max_job_minutes * 60,
-                grace_seconds=settings.shutdown_grace_seconds,
+                grace_seconds=StopBudget(settings.shutdown_grace_seconds).jobs_seconds,  # then the hand-back
                 progress_log_seconds=settings.progress_log_seconds,
                 work_dir=JobFolders.from_settings(settings).work_dir,
             ),
@@ -173,7 +173,7 @@ async def run_service(settings: Settings, *, once: bool = False) -> int:
     log_subgen_settings(settings.subgen)  # each SubGen variable read, once, with its name here
     open_files = raise_open_files_limit()  # soft to hard: HTTP connections, ffprobe and the database share it
     stop = asyncio.Event()
-    signals = StopOnSignals(stop, grace_seconds=settings.shutdown_grace_seconds)  # bounded stop (shutdown.py)
+    signals = StopOnSignals(stop, StopBudget(settings.shutdown_grace_seconds))  # bounded stop (shutdown.py)
     signals.install()
     try:
         # The SQLite lock is taken before the database is opened and let go after it is closed (db/sqlite_lock.py).

@@ -185,7 +185,11 @@ class Settings(BaseSettings):
     quality: Quality = Field(Quality.BALANCED, description="fast, balanced or best.")
     max_job_minutes: float = Field(240, gt=0, description="Longest a single transcription may run.")
     shutdown_grace_seconds: float = Field(
-        30, ge=0, description="On SIGTERM, let running jobs finish this long, then hand them back to the queue."
+        40,
+        ge=0,
+        description="On SIGTERM the process is gone within this long (5 s at least): running jobs may finish "
+        "until the last 10 s of it (half, if shorter), then go back to the queue with their checkpoint. Keep the "
+        "container's stop timeout above it.",
     )
     checkpoint_seconds: float = Field(
         30,

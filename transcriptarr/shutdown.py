@@ -1,14 +1,16 @@
 """Stopping on SIGTERM/SIGINT within a bound, whatever the database does (issue 15).
 
-First signal: `stop` is set; running jobs get SHUTDOWN_GRACE_SECONDS to finish and then go
-back to the queue (workers/pool.py). A second signal hurries the stop: running jobs are
-handed back at once.
+SHUTDOWN_GRACE_SECONDS is the whole stop: the process is gone that long after the first
+signal, the time a container manager's stop timeout has to cover. Running jobs may finish
+until the hand-back reserve (`StopBudget`) is all that is left, then they stop at their next
+segment, store their checkpoint and go back to the queue (workers/pool.py). A second signal
+hurries the stop: running jobs are handed back at once.
 
 Every write of a stop waits for the database, and one that hangs (a server that stopped
 answering) would hold the process forever. So the first signal also starts a watchdog
-thread: if the process is still there STOP_ALLOWANCE_SECONDS after the grace (after a
-second signal: STOP_ALLOWANCE_SECONDS after it), it logs one `shutdown_forced` warning and
-exits. Nothing is lost by that: a job not handed back goes back to the queue when this node
+thread: if the process is still there at the end of the grace (after a second signal: at
+most HAND_BACK_RESERVE_SECONDS after it), it logs one `shutdown_forced` warning and exits.
+Nothing is lost by that: a job not handed back goes back to the queue when this node
 starts again (it requeues its own jobs at once) or when its lease runs out, and resumes
 from its checkpoint; a result not stored was checkpointed when the transcription ended.
 
@@ -28,6 +30,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from types import FrameType
 from typing import Any
 
@@ -35,18 +38,43 @@ import structlog
 
 log = structlog.get_logger(__name__)
 
-# After the grace, the rest of a stop gets this long: running jobs stop at their next segment and
-# store their checkpoint, are handed back, the database and HTTP close.
-STOP_ALLOWANCE_SECONDS = 10.0
+# The end of the grace kept for the stop itself: running jobs stop at their next segment and store
+# their checkpoint, are handed back, follow-ups in flight settle, the database and HTTP close.
+HAND_BACK_RESERVE_SECONDS = 10.0
+# However short the grace, handing the jobs back gets this long: a grace of 0 means "do not wait
+# for the jobs", not "leave them running in the database until their lease runs out".
+SHORTEST_STOP_SECONDS = 5.0
 _SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+@dataclass(frozen=True)
+class StopBudget:
+    """How SHUTDOWN_GRACE_SECONDS is spent: first the running jobs' time to finish, then the hand-back."""
+
+    grace_seconds: float
+
+    @property
+    def reserve_seconds(self) -> float:
+        """The hand-back's part: HAND_BACK_RESERVE_SECONDS, or half of a shorter grace."""
+        return min(HAND_BACK_RESERVE_SECONDS, self.grace_seconds / 2)
+
+    @property
+    def jobs_seconds(self) -> float:
+        """How long running jobs may go on finishing after the signal."""
+        return self.grace_seconds - self.reserve_seconds
+
+    @property
+    def exit_within_seconds(self) -> float:
+        """The process is gone this long after the first signal, whatever the database does."""
+        return max(self.grace_seconds, SHORTEST_STOP_SECONDS)
 
 
 class StopOnSignals:
     """SIGTERM/SIGINT handling for one run of the service (`install`, then `restore`)."""
 
-    def __init__(self, stop: asyncio.Event, *, grace_seconds: float) -> None:
+    def __init__(self, stop: asyncio.Event, budget: StopBudget) -> None:
         self._stop = stop
-        self._grace = grace_seconds
+        self._budget = budget
         self._loop = asyncio.get_running_loop()
         self._hurry: list[Callable[[], None]] = []
         self._previous: dict[int, Any] = {}
@@ -79,11 +107,11 @@ class StopOnSignals:
         self._signals += 1
         now = time.monotonic()
         if self._signals == 1:
-            self._deadline = now + self._grace + STOP_ALLOWANCE_SECONDS
+            self._deadline = now + self._budget.exit_within_seconds
             threading.Thread(target=self._watch, name="shutdown-watchdog", daemon=True).start()
             self._in_loop(lambda: self._requested(signum))
         else:
-            self._deadline = min(self._deadline, now + STOP_ALLOWANCE_SECONDS)
+            self._deadline = min(self._deadline, now + HAND_BACK_RESERVE_SECONDS)
             self._deadline_moved.set()
             self._in_loop(lambda: self._hurried(signum))
 
@@ -95,8 +123,9 @@ class StopOnSignals:
         log.info(
             "shutdown_requested",
             signal=signal.Signals(signum).name,
-            grace_seconds=self._grace,
-            exit_within_seconds=self._grace + STOP_ALLOWANCE_SECONDS,
+            grace_seconds=self._budget.grace_seconds,
+            jobs_seconds=self._budget.jobs_seconds,
+            exit_within_seconds=self._budget.exit_within_seconds,
         )
         self._stop.set()
 
@@ -104,7 +133,7 @@ class StopOnSignals:
         log.warning(
             "shutdown_hurried",
             signal=signal.Signals(signum).name,
-            exit_within_seconds=STOP_ALLOWANCE_SECONDS,
+            exit_within_seconds=round(min(HAND_BACK_RESERVE_SECONDS, self._deadline - time.monotonic()), 1),
             reason="a second stop signal: running jobs are handed back now instead of at the end of the grace",
         )
         self._stop.set()
