@@ -191,6 +191,18 @@ async def test_lost_connections_are_replaced(pg: Database) -> None:
     assert await queue.complete(second.id, "w/1")
 
 
+async def test_queues_on_one_database_share_its_fast_path_and_another_database_has_its_own(
+    pg: Database, postgresql_server: RunningServer
+) -> None:
+    first, second = fast(pg), fast(pg)
+    assert first._fast is second._fast  # one asyncpg pool per database, however many queues
+    other = Database(to_async_url(new_server_database(postgresql_server)), pool_size=2)
+    try:
+        assert fast(other)._fast is not first._fast
+    finally:
+        await other.close()
+
+
 async def test_closing_the_database_closes_the_fast_paths_connections(
     postgresql_server: RunningServer,
 ) -> None:

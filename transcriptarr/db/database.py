@@ -65,6 +65,7 @@ class Database:
         self.pool_size = pool_size
         self.engine: AsyncEngine = create_engine(url, pool_size=pool_size)
         self._on_close: list[Callable[[], Awaitable[None]]] = []
+        self._shared: dict[Callable[[Database], object], object] = {}  # by the function that made it
         # When each write still under way was asked for (by token): the oldest tells a stall. A write
         # that failed for want of the database (SQLite: locked past the busy timeout) is retried by
         # its caller as a new write, so the stall runs from the first such failure to the next success.
@@ -198,6 +199,13 @@ class Database:
 
     def describe(self) -> str:
         return self.url.render_as_string(hide_password=True)
+
+    def shared(self, make: Callable[[Database], T]) -> T:
+        """The one `make(self)` of this database, made on first use and kept with it (e.g. a driver pool
+        beside the engine's, shared by every queue on this database)."""
+        if make not in self._shared:
+            self._shared[make] = make(self)
+        return self._shared[make]  # type: ignore[return-value]  # made by `make`, so a T
 
     def on_close(self, callback: Callable[[], Awaitable[None]]) -> None:
         """Have `close` await `callback` first (e.g. to close connections made outside the engine)."""

@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -219,13 +218,12 @@ class PgFastPath:
         await self._pool.close()
 
 
-_shared: weakref.WeakKeyDictionary[Database, PgFastPath] = weakref.WeakKeyDictionary()
-
-
 def fast_path(db: Database) -> PgFastPath:
     """The fast path of `db`, shared by every queue on it; closed with the database."""
-    path = _shared.get(db)
-    if path is None:
-        path = _shared[db] = PgFastPath(db, db.pool_size)
-        db.on_close(path.close)
+    return db.shared(_open_fast_path)
+
+
+def _open_fast_path(db: Database) -> PgFastPath:
+    path = PgFastPath(db, db.pool_size)
+    db.on_close(path.close)
     return path
