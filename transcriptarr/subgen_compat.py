@@ -449,6 +449,7 @@ RULES: Final[tuple[Rule, ...]] = (
         Var("RELOAD_SCRIPT_ON_CHANGE"), False, "no reloading", "a development switch of SubGen's single script"
     ),
     _off_is_same(Var("UPDATE"), False, "no self-update", "update by pulling a newer image or package version"),
+    _off_is_same(Var("LAUNCHER_UPDATE"), False, "no self-update", "update by pulling a newer image or package version"),
     _off_is_same(
         Var("USE_MODEL_PROMPT"),
         False,
