@@ -202,12 +202,13 @@ def test_a_different_language_is_different_work(service: LiveService, jfk_pcm: b
 
 
 def test_transcription_longer_than_the_read_timeout_succeeds(service: LiveService, long_pcm: bytes) -> None:
+    two_minutes = long_pcm + long_pcm  # a minute took an idle 2-core machine just 2.0 s: too close to the bound
     started = time.monotonic()
-    response = bazarr_post(service.url, "asr", long_pcm, SRT, read_timeout=1)
+    response = bazarr_post(service.url, "asr", two_minutes, SRT, read_timeout=1)
     took = time.monotonic() - started
     assert response.status_code == 200, response.text
     assert "americans" in normalise(response.text)
-    # Otherwise this proves nothing about the keepalive (a minute of speech takes a fast machine about 2.5 s).
+    # Otherwise this proves nothing about the keepalive: the wait must outlast the read timeout twice over.
     assert took > 2, f"the transcription took only {took:.1f} s; use longer audio"
 
 

@@ -295,13 +295,14 @@ def test_silence_is_an_empty_transcript(service: LiveService) -> None:
 
 def test_a_job_longer_than_the_read_timeout_is_kept_alive(service: LiveService, long_pcm: bytes) -> None:
     """Interim 100 Continue responses restart the client's read timeout (1 s here) while the job runs."""
+    two_minutes = long_pcm + long_pcm  # a minute took an idle 2-core machine just 2.0 s: too close to the bound
     started = time.monotonic()
     result = client(service, timeout=1.0).audio.transcriptions.create(
-        model="whisper-1", file=("long.wav", wav(long_pcm)), response_format="verbose_json"
+        model="whisper-1", file=("long.wav", wav(two_minutes)), response_format="verbose_json"
     )
     took = time.monotonic() - started
-    assert "americans" in normalise(result.text) and result.duration > 50
-    # Otherwise this proves nothing about the keepalive.
+    assert "americans" in normalise(result.text) and result.duration > 100
+    # Otherwise this proves nothing about the keepalive: the wait must outlast the read timeout twice over.
     assert took > 2, f"the transcription took only {took:.1f} s; use longer audio"
 
 
