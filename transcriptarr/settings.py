@@ -138,6 +138,12 @@ class Settings(BaseSettings):
     emby_api_key: SecretStr | None = Field(None, description="Emby API key.")
     plex_url: str | None = Field(None, description="Plex URL, to resolve webhook items and refresh them.")
     plex_token: SecretStr | None = Field(None, description="Plex token (X-Plex-Token).")
+    plex_queue_ahead: Literal["off", "next-episode", "season", "series"] = Field(
+        "off",
+        description="When Plex tells of an episode (WEBHOOK_EVENTS: added, played), also queue the episodes after "
+        "it: next-episode, the rest of its season, or the rest of the series, behind it at webhook priority, so "
+        "that they have subtitles before they are watched. Needs PLEX_URL and PLEX_TOKEN.",
+    )
     media_server_refresh: bool = Field(
         True, description="Ask the media server to refresh an item after writing its subtitle."
     )

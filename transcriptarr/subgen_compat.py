@@ -216,6 +216,16 @@ def _events(found: Found) -> Result:
     return _to("", webhook_events=[name for name, on in (("added", added), ("played", played)) if on])
 
 
+def _plex_queue_ahead(found: Found) -> Result:
+    # SubGen queues the next episode and then walks the season or series: together, the widest of them.
+    for name, scope in (("PLEX_QUEUE_SERIES", "series"), ("PLEX_QUEUE_SEASON", "season")):
+        if found.flag(name, False):
+            return _to("", plex_queue_ahead=scope)
+    if found.flag("PLEX_QUEUE_NEXT_EPISODE", False):
+        return _to("", plex_queue_ahead="next-episode")
+    return _same("nothing queued beyond the file")
+
+
 def _debug(found: Found) -> Result:
     return _to("", log_level="debug" if found.flag("DEBUG", True) else "info")
 
@@ -437,13 +447,11 @@ RULES: Final[tuple[Rule, ...]] = (
         Var("ASR_TIMEOUT"),
         "a Bazarr request waits as long as the job may run (MAX_JOB_MINUTES), kept alive by PROVIDER_KEEPALIVE_SECONDS",
     ),
-    *(
-        _off_is_same(Var(name), False, "nothing queued beyond the file", f"no Plex {what} queueing; use LIBRARY_PATHS")
-        for name, what in (
-            ("PLEX_QUEUE_NEXT_EPISODE", "next-episode"),
-            ("PLEX_QUEUE_SEASON", "season"),
-            ("PLEX_QUEUE_SERIES", "series"),
-        )
+    Rule(
+        (Var("PLEX_QUEUE_NEXT_EPISODE"), Var("PLEX_QUEUE_SEASON"), Var("PLEX_QUEUE_SERIES")),
+        ("plex_queue_ahead",),
+        _plex_queue_ahead,
+        "next-episode, season or series; with several on, the widest",
     ),
     _off_is_same(
         Var("RELOAD_SCRIPT_ON_CHANGE"), False, "no reloading", "a development switch of SubGen's single script"

@@ -34,6 +34,7 @@ class FakeItem:
     path: str | None = None  # the file, as the server sees it
     parents: tuple[str, ...] = ()  # an episode's series and season ids
     series: str | None = None
+    number: tuple[int, int] | None = None  # an episode's season and episode number
 
 
 def _key(item_id: str) -> str:
@@ -176,6 +177,10 @@ class FakeMediaServer:
         }
         if item.series is not None:
             found["grandparentTitle"] = item.series
+        if item.type == "episode" and item.parents:
+            found["grandparentRatingKey"] = item.parents[0]  # the show
+        if item.number is not None:
+            found["parentIndex"], found["index"] = item.number
         if item.path is not None:
             found["Media"] = [{"id": 1, "Part": [{"id": 1, "key": "/library/parts/1/file.mkv", "file": item.path}]}]
         return found

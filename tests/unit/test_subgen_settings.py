@@ -201,6 +201,10 @@ def test_subgens_current_name_wins_over_its_legacy_name(monkeypatch: pytest.Monk
         ({"WEBHOOK_URL_COMPLETED": "http://hook/done"}, {"notify_url": "http://hook/done"}),
         ({"MONITOR": ""}, {"library_watch": True}),  # empty: unset, our default
         ({"LRC_FOR_AUDIO_FILES": "False"}, {"audio_lyrics": False}),
+        ({"PLEX_QUEUE_NEXT_EPISODE": "True"}, {"plex_queue_ahead": "next-episode"}),
+        ({"PLEX_QUEUE_NEXT_EPISODE": "True", "PLEX_QUEUE_SEASON": "true"}, {"plex_queue_ahead": "season"}),
+        ({"PLEX_QUEUE_SEASON": "True", "PLEX_QUEUE_SERIES": "1"}, {"plex_queue_ahead": "series"}),
+        ({"PLEX_QUEUE_SERIES": "False", "PLEX_QUEUE_SEASON": "false"}, {"plex_queue_ahead": "off"}),
         ({"LRC_FOR_AUDIO_FILES": "true"}, {"audio_lyrics": True}),
         ({"LRC_FOR_AUDIO_FILES": ""}, {"audio_lyrics": True}),
         (
@@ -233,6 +237,7 @@ def test_subgens_value_formats(
         ("MONITOR", "ture", "MONITOR (SubGen's name for LIBRARY_WATCH): 'ture' is not a yes/no value"),
         ("LRC_FOR_AUDIO_FILES", "srt", "LRC_FOR_AUDIO_FILES (SubGen's name for AUDIO_LYRICS): 'srt' is not a yes/no"),
         ("APPEND", "maybe", "APPEND (a SubGen setting): 'maybe' is not a yes/no value"),
+        ("PLEX_QUEUE_SEASON", "maybe", "PLEX_QUEUE_SEASON (SubGen's name for PLEX_QUEUE_AHEAD): 'maybe' is not"),
         ("TRANSCRIBE_OR_TRANSLATE", "both", "TRANSCRIBE_OR_TRANSLATE (SubGen's name for TARGET_LANGUAGES): 'both'"),
         ("FORCE_DETECTED_LANGUAGE_TO", "xx", "FORCE_DETECTED_LANGUAGE_TO (SubGen's name for FORCE_LANGUAGE): 'xx'"),
         ("SKIP_IF_AUDIO_LANGUAGES", "eng|nope", "SKIP_IF_AUDIO_LANGUAGES (SubGen's name for SKIP_AUDIO_LANGUAGES)"),

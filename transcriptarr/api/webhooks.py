@@ -37,6 +37,7 @@ from transcriptarr.api.security import OutsideLibrary, inside_library
 from transcriptarr.db.models import Source
 from transcriptarr.integrations.mediaservers.events import Ignored, MediaEvent, MediaFile, PayloadError, ServerName
 from transcriptarr.integrations.mediaservers.http import ItemNotFound, MediaServerError
+from transcriptarr.integrations.mediaservers.plex import PlexServer
 from transcriptarr.integrations.mediaservers.queueing import FileOutcome, queue_media_file
 from transcriptarr.integrations.mediaservers.servers import (
     JSON_PARTS,
@@ -119,6 +120,7 @@ class Webhooks:
             return ignored(route, files.reason)
         if len(files) == 1 and not event.container:
             outcome = await self._queue(event, files[0])
+            self._queue_ahead(event)
             return web.json_response(
                 {
                     "queued": outcome.queued,
@@ -202,13 +204,38 @@ class Webhooks:
         )
 
     async def _queue_all(self, event: MediaEvent, files: list[MediaFile]) -> None:
+        queued = await self._queue_each(event, files)
+        log.info("webhook_expanded", server=event.server, item_id=event.item_id, files=len(files), queued=queued)
+
+    async def _queue_each(self, event: MediaEvent, files: list[MediaFile]) -> int:
+        """Queue the files in order (jobs of one priority are claimed in the order queued); how many were new."""
         queued = 0
         for media in files:
             try:
                 queued += (await self._queue(event, media)).queued
             except ApiError as exc:
                 log.info("webhook_file_skipped", server=event.server, path=media.path, reason=exc.message)
-        log.info("webhook_expanded", server=event.server, item_id=event.item_id, files=len(files), queued=queued)
+        return queued
+
+    def _queue_ahead(self, event: MediaEvent) -> None:
+        """PLEX_QUEUE_AHEAD: after a Plex episode, the episodes that follow it, checked in the background."""
+        scope = self.deps.settings.plex_queue_ahead
+        server = self.server(event.server)
+        if scope == "off" or not isinstance(server, PlexServer) or event.item_id is None:
+            return
+        item_id = event.item_id
+
+        async def queue_ahead() -> None:
+            try:
+                files = await server.episodes_after(item_id, scope)
+            except MediaServerError as exc:
+                log.warning("webhook_queue_ahead_failed", server=event.server, item_id=item_id, error=str(exc))
+                return
+            queued = await self._queue_each(event, files)
+            where = {"server": event.server, "item_id": item_id, "scope": scope}
+            log.info("webhook_queued_ahead", **where, files=len(files), queued=queued)
+
+        self.in_background(queue_ahead(), f"webhook-ahead-{event.server}-{item_id}")
 
     def in_background(self, work: Awaitable[None], name: str) -> None:
         async def guarded() -> None:

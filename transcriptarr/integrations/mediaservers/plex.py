@@ -13,6 +13,10 @@ The payload names no file, so PLEX_URL and PLEX_TOKEN are needed to look it up:
     GET /library/metadata/KEY            the item; Media[].Part[].file are its files
     GET /library/metadata/KEY/allLeaves  a show's or season's episodes
     PUT /library/metadata/KEY/refresh    look at the item again (finds the new subtitle)
+
+An episode's metadata names its show (`grandparentRatingKey`), its season's number
+(`parentIndex`) and its own (`index`): what PLEX_QUEUE_AHEAD needs to find the episodes after
+it among the show's `allLeaves` (queue_ahead.py).
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from transcriptarr.integrations.mediaservers.events import (
     text,
 )
 from transcriptarr.integrations.mediaservers.http import ItemNotFound, MediaServerError, ServerApi
+from transcriptarr.integrations.mediaservers.queue_ahead import EpisodeNumber, QueueAhead, episodes_after
 
 _EVENTS: dict[str, EventKind] = {"library.new": "added", "media.play": "played"}
 
@@ -89,13 +94,20 @@ class PlexServer:
             raise ItemNotFound(f"{self.api.where} has no item {item_id}")
         if text(items[0], "type").lower() in CONTAINER_TYPES:
             items = await self._metadata(f"/library/metadata/{quote(item_id)}/allLeaves", item_id)
-        found = []
-        for item in items:
-            for media in _objects(item.get("Media")):
-                for part in _objects(media.get("Part")):
-                    if path := text(part, "file"):
-                        found.append(MediaFile(text(item, "ratingKey") or item_id, path, title(item)))
-        return found
+        return [found for item in items for found in _files_of(item, item_id)]
+
+    async def episodes_after(self, item_id: str, scope: QueueAhead) -> list[MediaFile]:
+        """The files of the episodes after episode `item_id` that `scope` asks for, in viewing order
+        (none when the item is not an episode with a season and episode number)."""
+        items = await self._metadata(f"/library/metadata/{quote(item_id)}", item_id)
+        if not items or text(items[0], "type").lower() != "episode":
+            return []
+        current, show = _episode_number(items[0]), text(items[0], "grandparentRatingKey")
+        if current is None or not show:
+            return []
+        leaves = await self._metadata(f"/library/metadata/{quote(show)}/allLeaves", show)
+        numbered = [(number, leaf) for leaf in leaves if (number := _episode_number(leaf)) is not None]
+        return [found for leaf in episodes_after(current, numbered, scope) for found in _files_of(leaf, item_id)]
 
     async def refresh(self, item_id: str) -> None:
         await self.api.call("PUT", f"/library/metadata/{quote(item_id)}/refresh", item=f"item {item_id}")
@@ -109,6 +121,23 @@ class PlexServer:
         if not isinstance(container, dict):
             raise MediaServerError(f"{self.api.where} answered {path} without a MediaContainer", retry=False)
         return _objects(container.get("Metadata"))
+
+
+def _files_of(item: Mapping[str, Any], fallback_id: str) -> list[MediaFile]:
+    """An item's files: a film in two parts has two."""
+    return [
+        MediaFile(text(item, "ratingKey") or fallback_id, path, title(item))
+        for media in _objects(item.get("Media"))
+        for part in _objects(media.get("Part"))
+        if (path := text(part, "file"))
+    ]
+
+
+def _episode_number(item: Mapping[str, Any]) -> EpisodeNumber | None:
+    season, episode = text(item, "parentIndex"), text(item, "index")
+    if not (season.isdigit() and episode.isdigit()):
+        return None
+    return EpisodeNumber(int(season), int(episode))
 
 
 def _objects(value: Any) -> list[dict[str, Any]]:
