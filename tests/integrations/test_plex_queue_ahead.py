@@ -13,11 +13,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 from structlog.testing import capture_logs
 
 from tests.api.live import LiveService
 from tests.integrations.fake_mediaserver import TOKEN, FakeItem, FakeMediaServer
+from tests.integrations.test_subgen_routes import PLEX_AGENT
 from tests.integrations.test_webhooks import (
+    KEY,
     all_jobs,
     library_settings,
     place,
@@ -114,6 +117,18 @@ def test_an_added_episode_queues_ahead_too_as_subgen_does(tmp_path: Path, plex: 
         play(service, "911", event="library.new")
         logged(logs, "webhook_queued_ahead")
         assert queued_keys(service, 2) == ["911", "912"]
+
+
+def test_subgens_plex_url_queues_ahead_too(tmp_path: Path, plex: FakeMediaServer, movie: Path) -> None:
+    """A SubGen user's Plex webhook (`/plex`) and PLEX_QUEUE_NEXT_EPISODE, unchanged."""
+    payload = plex_event("media.play", {"ratingKey": "913", "type": "episode", "title": "Dark"})
+    with capture_logs() as logs, running(tmp_path, plex, movie, "next-episode") as service:
+        response = requests.post(
+            f"{service.url}/plex", params={"apikey": KEY}, headers=PLEX_AGENT, files=plex_multipart(payload), timeout=60
+        )
+        assert response.status_code == 202, response.text
+        logged(logs, "webhook_queued_ahead")
+        assert queued_keys(service, 2) == ["913", "921"]
 
 
 def test_off_queues_only_the_episode(tmp_path: Path, plex: FakeMediaServer, movie: Path) -> None:
