@@ -21,7 +21,6 @@ import requests
 from tests.acceptance.engine_harness import engine_settings
 from tests.api.live import LiveService
 from tests.integrations.test_webhooks import wait_for
-from tests.media_factory import make_silence, make_video
 from transcriptarr.db.models import Job, JobState, Source
 from transcriptarr.integrations.arr import ArrEvent, ArrTest, join, parse_webhook
 from transcriptarr.integrations.mediaservers.events import Ignored, PayloadError
@@ -34,12 +33,6 @@ PAYLOADS = Path(__file__).parent / "payloads"
 
 def payload(name: str) -> dict[str, Any]:
     return dict(json.loads((PAYLOADS / name).read_text(encoding="utf-8")))
-
-
-@pytest.fixture(scope="module")
-def movie(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    base = tmp_path_factory.mktemp("arr-media")
-    return make_video(base / "movie.mkv", [(make_silence(base / "silence.wav", 2.0), "eng", True)])
 
 
 @pytest.fixture(scope="module")

@@ -28,7 +28,6 @@ from tests.integrations.test_webhooks import (
     plex_multipart,
     post,
 )
-from tests.media_factory import make_silence, make_video
 from tests.polling import wait_until
 from transcriptarr.db.models import Job
 from transcriptarr.integrations.mediaservers.queue_ahead import QueueAhead
@@ -41,12 +40,6 @@ EPISODES = [("901", 0, 1), ("911", 1, 1), ("912", 1, 2), ("913", 1, 3), ("921", 
 
 def episode_file(season: int, episode: int) -> str:
     return f"tv/Dark/Season {season:02d}/Dark - S{season:02d}E{episode:02d}.mkv"
-
-
-@pytest.fixture(scope="module")
-def movie(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    base = tmp_path_factory.mktemp("ahead-media")
-    return make_video(base / "episode.mkv", [(make_silence(base / "silence.wav", 2.0), "eng", True)])
 
 
 @pytest.fixture

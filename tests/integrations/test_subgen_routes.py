@@ -24,7 +24,6 @@ from tests.acceptance.engine_harness import engine_settings
 from tests.api.live import LiveService
 from tests.integrations.fake_mediaserver import TOKEN, FakeItem, FakeMediaServer
 from tests.integrations.test_webhooks import emby_event, jellyfin_all_properties, plex_event, plex_multipart, wait_for
-from tests.media_factory import make_silence, make_video
 from transcriptarr.db.models import Job, JobState, Source
 from transcriptarr.queue.keys import SOURCE_PRIORITY
 
@@ -33,12 +32,6 @@ PAYLOADS = Path(__file__).parent / "payloads"
 TAUTULLI = {"source": "Tautulli"}  # SubGen's README: the webhook's JSON headers
 PLEX_AGENT = {"User-Agent": "PlexMediaServer/1.41.3.9314-a0bfb8370"}
 JELLYFIN = {"Content-Type": "application/json", "User-Agent": "Jellyfin-Server/10.10.3"}
-
-
-@pytest.fixture(scope="module")
-def movie(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    base = tmp_path_factory.mktemp("subgen-media")
-    return make_video(base / "movie.mkv", [(make_silence(base / "silence.wav", 2.0), "eng", True)])
 
 
 @pytest.fixture(scope="module")

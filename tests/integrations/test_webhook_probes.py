@@ -28,6 +28,7 @@ WEBHOOKS = 200
 
 @pytest.fixture(scope="module")
 def movie(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Its own copy, not conftest's: a test here changes the file's mtime."""
     base = tmp_path_factory.mktemp("probe-media")
     return make_video(base / "movie.mkv", [(make_silence(base / "silence.wav", 2.0), "eng", True)])
 

@@ -29,7 +29,7 @@ import requests
 from tests.acceptance.engine_harness import engine_settings, normalise
 from tests.api.live import LiveService
 from tests.integrations.fake_mediaserver import TOKEN, FakeItem, FakeMediaServer
-from tests.media_factory import fixture_path, make_silence, make_video
+from tests.media_factory import fixture_path, make_video
 from transcriptarr.db.models import FINISHED_STATES, Job, JobState, Source, Task
 from transcriptarr.integrations.followups import Attempt, FollowUpError
 from transcriptarr.integrations.mediaservers.refresh import MediaServerRefresh, refresh_from_settings
@@ -175,13 +175,6 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
-
-
-@pytest.fixture(scope="session")
-def movie(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny real video with an English audio track: the library's rules say it needs subtitles."""
-    base = tmp_path_factory.mktemp("webhook-media")
-    return make_video(base / "movie.mkv", [(make_silence(base / "silence.wav", 2.0), "eng", True)])
 
 
 @pytest.fixture(scope="module")
