@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 
 from sqlalchemy import inspect, text
@@ -66,3 +67,16 @@ async def test_sqlite_runs_in_wal_mode_with_busy_timeout(tmp_path: object) -> No
     finally:
         await db.close()
     assert pragmas == {"journal_mode": "wal", "busy_timeout": 30000, "synchronous": 1}
+
+
+async def test_nodes_starting_together_on_a_new_database_migrate_it_once(db_url: str) -> None:
+    """Several nodes (each its own engine) upgrade an empty database at the same moment: one migrates,
+    the others wait for it and find the schema current (MariaDB's DDL commits as it goes, so a node that
+    read the version before the lock was free would run the migrations again: "Duplicate column")."""
+    nodes = [Database(to_async_url(db_url)) for _ in range(4)]
+    try:
+        results = await asyncio.gather(*(node.upgrade() for node in nodes))
+        head = migrate.head_revision()
+        assert sorted(results, key=str) == sorted([(None, head)] + [(head, head)] * 3, key=str), results
+    finally:
+        await asyncio.gather(*(node.close() for node in nodes))
